@@ -1,0 +1,15 @@
+//! Thin actix handlers: parse the request, call a service, shape the response.
+
+pub mod admin_auth;
+pub mod courses;
+pub mod health;
+pub mod json_body;
+pub mod outbox_admin;
+pub mod pagination;
+pub mod preconditions;
+pub mod problem;
+pub mod request_id;
+pub mod state;
+pub mod users;
+
+pub use problem::ApiError;

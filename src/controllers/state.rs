@@ -1,0 +1,27 @@
+//! What the publisher's handlers share: the database, the relay's wake-up, the admin token.
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+use tokio::sync::Notify;
+
+use crate::controllers::admin_auth::AdminToken;
+use crate::controllers::request_id::RequestId;
+use crate::services::WriteContext;
+
+/// Application data of the publisher (one per process, behind `web::Data`).
+pub struct PublisherState {
+    pub db: DatabaseConnection,
+    pub relay_wake: Arc<Notify>,
+    pub admin: AdminToken,
+}
+
+impl PublisherState {
+    /// The context a write needs: the request id for the event and the relay to wake.
+    pub fn write_ctx<'a>(&'a self, rid: &'a RequestId) -> WriteContext<'a> {
+        WriteContext {
+            correlation_id: &rid.0,
+            relay_wake: &self.relay_wake,
+        }
+    }
+}

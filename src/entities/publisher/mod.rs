@@ -1,0 +1,5 @@
+//! Entities of the publisher's database.
+
+pub mod courses;
+pub mod outbox;
+pub mod users;

@@ -1,0 +1,12 @@
+//! ZealSync: keeps data in sync between microservices through RabbitMQ.
+//!
+//! The path of a change reads top to bottom: `controllers` -> `services` -> `rabbitmq` (relay,
+//! consumer, router) -> `handlers` -> the subscriber's SQL tables and Redis keys.
+
+pub mod config;
+pub mod controllers;
+pub mod entities;
+pub mod migration;
+pub mod rabbitmq;
+pub mod services;
+pub mod startup;

@@ -1,0 +1,19 @@
+//! Migrations of the publisher's database.
+
+use sea_orm_migration::prelude::*;
+
+mod m20261204_000001_create_publisher_tables;
+
+/// Runs the publisher's migrations in order.
+pub struct PublisherMigrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for PublisherMigrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261204_000001_create_publisher_tables::Migration)]
+    }
+
+    fn migration_table_name() -> DynIden {
+        Alias::new("seaql_migrations_publisher").into_iden()
+    }
+}

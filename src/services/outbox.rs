@@ -1,0 +1,78 @@
+//! Appends events to the outbox inside the caller's transaction, and reports its backlog.
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ConnectionTrait, DbErr, EntityTrait, Statement,
+};
+use serde::Serialize;
+
+use crate::entities::publisher::outbox;
+use crate::rabbitmq::envelope::Envelope;
+
+/// Writes `envelope` as an unpublished outbox row in the caller's transaction.
+pub async fn append<C: ConnectionTrait>(conn: &C, envelope: &Envelope) -> Result<(), DbErr> {
+    let row = outbox::ActiveModel {
+        id: NotSet,
+        event_id: Set(envelope.event_id),
+        aggregate_type: Set(envelope.aggregate_type.as_str().to_string()),
+        aggregate_id: Set(envelope.aggregate_id),
+        routing_key: Set(envelope.event_type.to_string()),
+        version: Set(envelope.version),
+        payload: Set(String::from_utf8_lossy(&envelope.encode()).into_owned()),
+        headers: Set(envelope.headers_json().to_string()),
+        created_at: Set(Utc::now()),
+        published_at: Set(None),
+    };
+    outbox::Entity::insert(row).exec_without_returning(conn).await?;
+    Ok(())
+}
+
+/// The relay's backlog, as `GET /admin/outbox` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxStats {
+    pub pending: i64,
+    pub oldest_pending_age_ms: i64,
+    pub published_total: i64,
+}
+
+/// Counts pending and published rows and the age of the oldest pending one.
+pub async fn stats<C: ConnectionTrait>(conn: &C) -> Result<OutboxStats, DbErr> {
+    let backend = conn.get_database_backend();
+    let row = conn
+        .query_one_raw(Statement::from_string(
+            backend,
+            "SELECT \
+               (SELECT COUNT(*) FROM outbox WHERE published_at IS NULL) AS pending, \
+               (SELECT COUNT(*) FROM outbox WHERE published_at IS NOT NULL) AS published",
+        ))
+        .await?;
+    let (pending, published_total) = match row {
+        Some(r) => (r.try_get::<i64>("", "pending")?, r.try_get::<i64>("", "published")?),
+        None => (0, 0),
+    };
+    let oldest = outbox::Entity::find()
+        .filter_pending()
+        .one(conn)
+        .await?
+        .map(|m| (Utc::now() - m.created_at).num_milliseconds().max(0))
+        .unwrap_or(0);
+    Ok(OutboxStats {
+        pending,
+        oldest_pending_age_ms: oldest,
+        published_total,
+    })
+}
+
+/// Query helpers on the outbox.
+trait PendingFilter {
+    fn filter_pending(self) -> Self;
+}
+
+impl PendingFilter for sea_orm::Select<outbox::Entity> {
+    fn filter_pending(self) -> Self {
+        use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
+        self.filter(outbox::Column::PublishedAt.is_null())
+            .order_by_asc(outbox::Column::Id)
+    }
+}

@@ -1,0 +1,20 @@
+//! Wiring: builds each service from `Settings`, binds its listener and starts its workers.
+
+pub mod http;
+pub mod publisher;
+
+pub use publisher::PublisherApp;
+
+/// Why a service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The database could not be opened or migrated.
+    #[error("database: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    /// The HTTP listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+}
