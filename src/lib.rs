@@ -5,8 +5,11 @@
 
 pub mod config;
 pub mod controllers;
+pub mod handlers;
 pub mod entities;
+pub mod links;
 pub mod migration;
 pub mod rabbitmq;
 pub mod services;
+pub mod shutdown;
 pub mod startup;

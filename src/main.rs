@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use zealsync::config::{Settings, database, logging};
 use zealsync::migration::{PublisherMigrator, SubscriberMigrator};
-use zealsync::startup::PublisherApp;
+use zealsync::startup::{PublisherApp, SubscriberApp};
 
 /// Keeps data in sync between microservices through RabbitMQ.
 #[derive(Parser)]
@@ -19,6 +19,10 @@ struct Cli {
 enum Command {
     /// Serve the publisher's REST API (port 8000) and run its outbox relay.
     Publisher,
+    /// Consume events into the SQL and Redis projections and serve the read API (port 8001).
+    Subscriber,
+    /// Run publisher and subscriber in one process (development).
+    All,
     /// Run the migrations of both service databases, then exit.
     Migrate,
 }
@@ -35,12 +39,16 @@ async fn main() -> ExitCode {
     };
     let stem = match cli.command {
         Command::Publisher => "publisher",
+        Command::Subscriber => "subscriber",
+        Command::All => "all",
         Command::Migrate => "migrate",
     };
     let _guard = logging::init(&settings.log, stem);
     tracing::info!(settings = ?settings, "starting {stem}");
     let result = match cli.command {
-        Command::Publisher => run_publisher(settings).await,
+        Command::Publisher => start(settings, true, false).await,
+        Command::Subscriber => start(settings, false, true).await,
+        Command::All => start(settings, true, true).await,
         Command::Migrate => migrate(settings).await,
     };
     match result {
@@ -53,15 +61,52 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run_publisher(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
-    let app = PublisherApp::build(settings).await?;
-    let handle = app.handle();
+/// Builds the chosen services and runs them.
+async fn start(settings: Settings, publisher: bool, subscriber: bool) -> Result<(), Box<dyn std::error::Error>> {
+    let p = match publisher {
+        true => Some(PublisherApp::build(settings.clone()).await?),
+        false => None,
+    };
+    let s = match subscriber {
+        true => Some(SubscriberApp::build(settings).await?),
+        false => None,
+    };
+    run(p, s).await
+}
+
+/// Runs the given services until Ctrl-C / SIGTERM, then stops them gracefully (10 s at most).
+async fn run(
+    publisher: Option<PublisherApp>,
+    subscriber: Option<SubscriberApp>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let handles: Vec<_> = publisher
+        .iter()
+        .map(|p| p.handle())
+        .chain(subscriber.iter().map(|s| s.handle()))
+        .collect();
     tokio::spawn(async move {
         shutdown_signal().await;
-        tracing::info!("shutdown requested; finishing in-flight requests");
-        handle.stop(true).await;
+        tracing::info!("shutdown requested; finishing in-flight work");
+        for h in &handles {
+            h.stop().await;
+        }
     });
-    app.run_until_stopped().await?;
+    let p = async {
+        match publisher {
+            Some(p) => p.run_until_stopped().await,
+            None => Ok(()),
+        }
+    };
+    let s = async {
+        match subscriber {
+            Some(s) => s.run_until_stopped().await,
+            None => Ok(()),
+        }
+    };
+    let (p, s) = tokio::join!(p, s);
+    p?;
+    s?;
+    tracing::info!("stopped");
     Ok(())
 }
 

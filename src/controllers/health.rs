@@ -1,45 +1,31 @@
 //! `GET /health/live` (the process answers) and `GET /health/ready` (its dependencies answer).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use actix_web::{HttpResponse, web};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde::Serialize;
 use serde_json::json;
 
-/// A dependency's state, kept current by whatever task uses it (e.g. the AMQP link).
-#[derive(Clone)]
-pub struct LinkFlag {
-    name: &'static str,
-    up: Arc<AtomicBool>,
-}
-
-impl LinkFlag {
-    /// A flag for dependency `name`, initially down.
-    pub fn new(name: &'static str) -> Self {
-        Self {
-            name,
-            up: Arc::new(AtomicBool::new(false)),
-        }
-    }
-
-    /// Records whether the dependency is reachable now.
-    pub fn set(&self, up: bool) {
-        self.up.store(up, Ordering::Relaxed);
-    }
-
-    /// Whether it was reachable at last contact.
-    pub fn is_up(&self) -> bool {
-        self.up.load(Ordering::Relaxed)
-    }
-}
+use crate::links::LinkFlag;
 
 /// The dependencies a service needs to be ready: its database plus linked services.
 #[derive(Clone)]
 pub struct Readiness {
     pub db: DatabaseConnection,
     pub links: Vec<LinkFlag>,
+    /// Pinged on every check when the service uses Redis.
+    pub redis: Option<deadpool_redis::Pool>,
+}
+
+async fn ping_redis(pool: &deadpool_redis::Pool) -> Result<(), String> {
+    let mut conn = tokio::time::timeout(std::time::Duration::from_secs(2), pool.get())
+        .await
+        .map_err(|_| "timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    let pong: String = redis::cmd("PING")
+        .query_async(&mut *conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    if pong == "PONG" { Ok(()) } else { Err(format!("unexpected answer {pong}")) }
 }
 
 #[derive(Serialize)]
@@ -53,7 +39,14 @@ impl Readiness {
     async fn report(&self) -> (bool, serde_json::Map<String, serde_json::Value>) {
         let mut checks = serde_json::Map::new();
         let mut ready = true;
-        let db = match self.db.execute_unprepared("SELECT 1").await {
+        let ping = tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            self.db.execute_unprepared("SELECT 1"),
+        )
+        .await
+        .map_err(|_| "timed out".to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+        let db = match ping {
             Ok(_) => Check {
                 status: "up",
                 detail: None,
@@ -62,11 +55,27 @@ impl Readiness {
                 ready = false;
                 Check {
                     status: "down",
-                    detail: Some(e.to_string()),
+                    detail: Some(e),
                 }
             }
         };
         checks.insert("database".into(), json!(db));
+        if let Some(pool) = &self.redis {
+            let check = match ping_redis(pool).await {
+                Ok(()) => Check {
+                    status: "up",
+                    detail: None,
+                },
+                Err(e) => {
+                    ready = false;
+                    Check {
+                        status: "down",
+                        detail: Some(e),
+                    }
+                }
+            };
+            checks.insert("redis".into(), json!(check));
+        }
         for link in &self.links {
             let up = link.is_up();
             ready &= up;
@@ -74,7 +83,7 @@ impl Readiness {
                 status: if up { "up" } else { "down" },
                 detail: (!up).then(|| "not connected; reconnecting".to_string()),
             };
-            checks.insert(link.name.into(), json!(check));
+            checks.insert(link.name().into(), json!(check));
         }
         (ready, checks)
     }

@@ -25,3 +25,13 @@ impl PublisherState {
         }
     }
 }
+
+/// Application data of the subscriber's read, status and admin API.
+pub struct SubscriberState {
+    pub db: DatabaseConnection,
+    pub amqp: deadpool_lapin::Pool,
+    pub topology: crate::rabbitmq::topology::Topology,
+    pub stats: Arc<crate::rabbitmq::stats::SyncStats>,
+    pub parking: crate::rabbitmq::parking::DeadLetterStore,
+    pub admin: AdminToken,
+}

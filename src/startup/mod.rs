@@ -2,8 +2,10 @@
 
 pub mod http;
 pub mod publisher;
+pub mod subscriber;
 
-pub use publisher::PublisherApp;
+pub use publisher::{AppHandle, PublisherApp};
+pub use subscriber::SubscriberApp;
 
 /// Why a service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -11,6 +13,12 @@ pub enum StartupError {
     /// The database could not be opened or migrated.
     #[error("database: {0}")]
     Database(#[from] sea_orm::DbErr),
+    /// The broker or Redis configuration is unusable.
+    #[error("broker: {0}")]
+    Broker(String),
+    /// The Redis configuration is unusable.
+    #[error("redis: {0}")]
+    Redis(String),
     /// The HTTP listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {

@@ -6,37 +6,62 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::web;
 use sea_orm::DatabaseConnection;
 use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 
-use crate::config::database;
 use crate::config::Settings;
+use crate::config::database;
 use crate::controllers::admin_auth::AdminToken;
 use crate::controllers::health::Readiness;
 use crate::controllers::state::PublisherState;
 use crate::controllers::{courses, health, outbox_admin, users};
+use crate::links::LinkFlag;
 use crate::migration::PublisherMigrator;
+use crate::rabbitmq::amqp;
+use crate::rabbitmq::producer::OutboxRelay;
+use crate::rabbitmq::topology::Topology;
+use crate::shutdown::{self, ShutdownTrigger};
 use crate::startup::{StartupError, http};
 
-/// A running publisher: its HTTP server and background workers.
+/// A running publisher: its HTTP server and its outbox relay.
 pub struct PublisherApp {
     port: u16,
     server: Server,
     db: DatabaseConnection,
+    relay: JoinHandle<()>,
+    stop: ShutdownTrigger,
 }
 
 impl PublisherApp {
-    /// Opens and migrates the database, binds the listener (port 0 allowed) and starts serving.
+    /// Opens and migrates the database, starts the relay, binds the listener (port 0
+    /// allowed) and starts serving. The broker may be down: writes still succeed and wait in
+    /// the outbox.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let db = database::connect(&settings.publisher.database_url).await?;
         database::migrate::<PublisherMigrator>(&db).await?;
         let (listener, port) = http::bind(&settings.publisher.host, settings.publisher.port)?;
+        let wake = Arc::new(Notify::new());
+        let broker = LinkFlag::new("rabbitmq");
+        let pool = amqp::pool(&settings.rabbitmq, "zealsync-publisher").map_err(StartupError::Broker)?;
+        let relay = OutboxRelay::new(
+            db.clone(),
+            pool,
+            Topology::new(&settings.rabbitmq, &settings.retry),
+            settings.outbox.clone(),
+            settings.rabbitmq.confirm_window,
+            wake.clone(),
+            broker.clone(),
+        );
+        let (stop, signal) = shutdown::channel();
+        let relay = tokio::spawn(relay.run(signal));
         let state = web::Data::new(PublisherState {
             db: db.clone(),
-            relay_wake: Arc::new(Notify::new()),
+            relay_wake: wake,
             admin: AdminToken::new(settings.admin.token()),
         });
         let readiness = web::Data::new(Readiness {
             db: db.clone(),
-            links: vec![],
+            links: vec![broker],
+            redis: None,
         });
         let server = http::serve(listener, move |cfg| {
             cfg.app_data(state.clone())
@@ -47,7 +72,13 @@ impl PublisherApp {
                 .configure(outbox_admin::routes);
         })?;
         tracing::info!(port, "publisher listening");
-        Ok(Self { port, server, db })
+        Ok(Self {
+            port,
+            server,
+            db,
+            relay,
+            stop,
+        })
     }
 
     /// The port the server is bound to.
@@ -60,13 +91,36 @@ impl PublisherApp {
         &self.db
     }
 
-    /// A handle to stop the server gracefully.
-    pub fn handle(&self) -> ServerHandle {
-        self.server.handle()
+    /// A handle that stops the HTTP server and then the relay.
+    pub fn handle(&self) -> AppHandle {
+        AppHandle::new(self.server.handle(), self.stop.clone())
     }
 
-    /// Serves until the server is stopped.
+    /// Serves until stopped, then lets the relay finish its round.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        self.stop.trigger();
+        let _ = self.relay.await;
+        served
+    }
+}
+
+/// Stops a running service gracefully: HTTP first (in-flight requests finish), then workers.
+#[derive(Clone)]
+pub struct AppHandle {
+    server: ServerHandle,
+    stop: ShutdownTrigger,
+}
+
+impl AppHandle {
+    /// A handle over a server and its workers' stop trigger.
+    pub fn new(server: ServerHandle, stop: ShutdownTrigger) -> Self {
+        Self { server, stop }
+    }
+
+    /// Stops the service; `run_until_stopped` returns once everything has finished.
+    pub async fn stop(&self) {
+        self.server.stop(true).await;
+        self.stop.trigger();
     }
 }

@@ -1,0 +1,59 @@
+//! `processed_events`: the inbox that makes redeliveries harmless. A handler records the
+//! event in the same transaction as its write; a second record of the same pair is refused.
+
+use chrono::Utc;
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
+use uuid::Uuid;
+
+/// Records `(event_id, handler)`; `false` when it was recorded before (a duplicate).
+pub async fn record<C: ConnectionTrait>(conn: &C, event_id: Uuid, handler: &str) -> Result<bool, DbErr> {
+    let stmt = Query::insert()
+        .into_table(Alias::new("processed_events"))
+        .columns([Alias::new("event_id"), Alias::new("handler"), Alias::new("processed_at")])
+        .values_panic([event_id.into(), handler.into(), Utc::now().into()])
+        .on_conflict(
+            OnConflict::columns([Alias::new("event_id"), Alias::new("handler")])
+                .do_nothing()
+                .to_owned(),
+        )
+        .to_owned();
+    let res = conn.execute(&stmt).await?;
+    Ok(res.rows_affected() == 1)
+}
+
+/// Serialises handlers that touch one instructor's rows (PostgreSQL advisory lock for the
+/// transaction; SQLite has a single writer already).
+pub async fn lock_instructor<C: ConnectionTrait>(conn: &C, instructor_id: Uuid) -> Result<(), DbErr> {
+    if conn.get_database_backend() == DbBackend::Postgres {
+        conn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            [instructor_id.to_string().into()],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// Deletes inbox records older than `cutoff`, at most `limit` at a time; returns how many went.
+pub async fn prune<C: ConnectionTrait>(
+    conn: &C,
+    cutoff: chrono::DateTime<Utc>,
+    limit: u64,
+) -> Result<u64, DbErr> {
+    let sub = Query::select()
+        .columns([Alias::new("event_id"), Alias::new("handler")])
+        .from(Alias::new("processed_events"))
+        .and_where(Expr::col(Alias::new("processed_at")).lt(cutoff))
+        .limit(limit)
+        .to_owned();
+    let stmt = Query::delete()
+        .from_table(Alias::new("processed_events"))
+        .and_where(
+            Expr::tuple([Expr::col(Alias::new("event_id")), Expr::col(Alias::new("handler"))])
+                .in_subquery(sub),
+        )
+        .to_owned();
+    Ok(conn.execute(&stmt).await?.rows_affected())
+}

@@ -1,0 +1,9 @@
+//! SQL projections in the subscriber's database: `profiles` and `course_catalog`.
+
+pub mod catalog;
+pub mod data;
+pub mod inbox;
+pub mod profiles;
+
+pub use catalog::CatalogProjection;
+pub use profiles::ProfileProjection;
