@@ -5,8 +5,8 @@
 
 pub mod config;
 pub mod controllers;
-pub mod handlers;
 pub mod entities;
+pub mod handlers;
 pub mod links;
 pub mod migration;
 pub mod rabbitmq;

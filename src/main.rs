@@ -62,7 +62,11 @@ async fn main() -> ExitCode {
 }
 
 /// Builds the chosen services and runs them.
-async fn start(settings: Settings, publisher: bool, subscriber: bool) -> Result<(), Box<dyn std::error::Error>> {
+async fn start(
+    settings: Settings,
+    publisher: bool,
+    subscriber: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
     let p = match publisher {
         true => Some(PublisherApp::build(settings.clone()).await?),
         false => None,

@@ -12,12 +12,16 @@ pub fn init(settings: &LogSettings, file_stem: &str) -> Option<WorkerGuard> {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let (file_writer, guard) = match std::fs::create_dir_all(&settings.dir) {
         Ok(()) => {
-            let appender = tracing_appender::rolling::daily(&settings.dir, format!("{file_stem}.log"));
+            let appender =
+                tracing_appender::rolling::daily(&settings.dir, format!("{file_stem}.log"));
             let (w, g) = tracing_appender::non_blocking(appender);
             (Some(w), Some(g))
         }
         Err(e) => {
-            eprintln!("log directory {} unusable ({e}); logging to stdout only", settings.dir);
+            eprintln!(
+                "log directory {} unusable ({e}); logging to stdout only",
+                settings.dir
+            );
             (None, None)
         }
     };

@@ -102,8 +102,14 @@ impl AdminSettings {
 
 impl fmt::Debug for AdminSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let shown = if self.token().is_some() { "<set>" } else { "<disabled>" };
-        f.debug_struct("AdminSettings").field("token", &shown).finish()
+        let shown = if self.token().is_some() {
+            "<set>"
+        } else {
+            "<disabled>"
+        };
+        f.debug_struct("AdminSettings")
+            .field("token", &shown)
+            .finish()
     }
 }
 
@@ -220,7 +226,9 @@ impl Settings {
             return bad("retry.delays_ms needs at least one delay");
         }
         if !valid_name(&self.rabbitmq.prefix) || !valid_name(&self.redis.key_prefix) {
-            return bad("rabbitmq.prefix and redis.key_prefix: letters, digits, '-', '_', '.' only");
+            return bad(
+                "rabbitmq.prefix and redis.key_prefix: letters, digits, '-', '_', '.' only",
+            );
         }
         Ok(self)
     }
@@ -229,7 +237,8 @@ impl Settings {
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 100
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
 #[cfg(test)]
@@ -242,7 +251,10 @@ mod tests {
             mask_password("amqp://guest:secret@host:5672/%2f"),
             "amqp://guest:***@host:5672/%2f"
         );
-        assert_eq!(mask_password("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(
+            mask_password("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
         assert_eq!(
             mask_password("postgres://u:p@w@db/x"),
             "postgres://u:***@db/x"

@@ -9,11 +9,20 @@ use crate::controllers::state::SubscriberState;
 use crate::rabbitmq::parking::ParkingError;
 use crate::services::page::Page;
 
-async fn list(state: web::Data<SubscriberState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+async fn list(
+    state: web::Data<SubscriberState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     state.admin.check(&req)?;
     let (page, rest) = page_request(&req)?;
-    let routing_key = rest.iter().find(|(k, _)| k == "routing_key").map(|(_, v)| v.as_str());
-    let rows = state.parking.list(routing_key, page.after, page.limit + 1).await?;
+    let routing_key = rest
+        .iter()
+        .find(|(k, _)| k == "routing_key")
+        .map(|(_, v)| v.as_str());
+    let rows = state
+        .parking
+        .list(routing_key, page.after, page.limit + 1)
+        .await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, page.limit, |d| d.id)))
 }
 

@@ -25,7 +25,11 @@ async fn ping_redis(pool: &deadpool_redis::Pool) -> Result<(), String> {
         .query_async(&mut *conn)
         .await
         .map_err(|e| e.to_string())?;
-    if pong == "PONG" { Ok(()) } else { Err(format!("unexpected answer {pong}")) }
+    if pong == "PONG" {
+        Ok(())
+    } else {
+        Err(format!("unexpected answer {pong}"))
+    }
 }
 
 #[derive(Serialize)]

@@ -34,7 +34,9 @@ impl FromRequest for JsonBody {
         let mut payload = payload.take();
         Box::pin(async move {
             if declared_len.is_some_and(|n| n > MAX_BODY_BYTES) {
-                return Err(ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES });
+                return Err(ApiError::PayloadTooLarge {
+                    limit: MAX_BODY_BYTES,
+                });
             }
             if !json_type {
                 return Err(ApiError::UnsupportedMediaType);
@@ -43,7 +45,9 @@ impl FromRequest for JsonBody {
             while let Some(chunk) = payload.next().await {
                 let chunk = chunk.map_err(|e| ApiError::MalformedJson(e.to_string()))?;
                 if body.len() + chunk.len() > MAX_BODY_BYTES {
-                    return Err(ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES });
+                    return Err(ApiError::PayloadTooLarge {
+                        limit: MAX_BODY_BYTES,
+                    });
                 }
                 body.extend_from_slice(&chunk);
             }

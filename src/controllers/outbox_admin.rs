@@ -6,7 +6,10 @@ use crate::controllers::ApiError;
 use crate::controllers::state::PublisherState;
 use crate::services::outbox;
 
-async fn stats(state: web::Data<PublisherState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+async fn stats(
+    state: web::Data<PublisherState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     state.admin.check(&req)?;
     Ok(HttpResponse::Ok().json(outbox::stats(&state.db).await?))
 }

@@ -4,8 +4,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
-use crate::services::validation::FieldError;
 use crate::services::ServiceError;
+use crate::services::validation::FieldError;
 
 /// Everything an HTTP handler of either service can answer with instead of success.
 #[derive(Debug, thiserror::Error)]
@@ -93,7 +93,9 @@ impl ResponseError for ApiError {
             Self::Service(ServiceError::Validation(_)) | Self::Invalid(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            Self::Service(ServiceError::NotFound { .. }) | Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Service(ServiceError::NotFound { .. }) | Self::NotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
             Self::Service(ServiceError::Conflict(_)) => StatusCode::CONFLICT,
             Self::Service(ServiceError::PreconditionFailed { .. }) | Self::BadPrecondition => {
                 StatusCode::PRECONDITION_FAILED

@@ -10,7 +10,10 @@ use crate::entities::subscriber::{course_catalog, profiles};
 use crate::services::page::Page;
 use crate::services::validation::{FieldError, parse_uuid};
 
-async fn profile(state: web::Data<SubscriberState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn profile(
+    state: web::Data<SubscriberState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id = path_id(&id)?;
     match profiles::Entity::find_by_id(id).one(&state.db).await? {
         Some(p) if !p.deleted => Ok(HttpResponse::Ok().json(p)),
@@ -22,7 +25,10 @@ async fn profile(state: web::Data<SubscriberState>, id: web::Path<String>) -> Re
     }
 }
 
-async fn profiles_list(state: web::Data<SubscriberState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+async fn profiles_list(
+    state: web::Data<SubscriberState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     let (page, _) = page_request(&req)?;
     let mut q = profiles::Entity::find()
         .filter(profiles::Column::Deleted.eq(false))
@@ -34,19 +40,30 @@ async fn profiles_list(state: web::Data<SubscriberState>, req: HttpRequest) -> R
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, page.limit, |p| p.user_id)))
 }
 
-async fn course(state: web::Data<SubscriberState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn course(
+    state: web::Data<SubscriberState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id = path_id(&id)?;
-    match course_catalog::Entity::find_by_id(id).one(&state.db).await? {
+    match course_catalog::Entity::find_by_id(id)
+        .one(&state.db)
+        .await?
+    {
         Some(c) if !c.deleted => Ok(HttpResponse::Ok().json(c)),
         Some(c) => Err(ApiError::NotFound(format!(
             "course {id} was deleted (version {})",
             c.source_version
         ))),
-        None => Err(ApiError::NotFound(format!("no catalog entry for course {id}"))),
+        None => Err(ApiError::NotFound(format!(
+            "no catalog entry for course {id}"
+        ))),
     }
 }
 
-async fn courses_list(state: web::Data<SubscriberState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+async fn courses_list(
+    state: web::Data<SubscriberState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     let (page, rest) = page_request(&req)?;
     let mut q = course_catalog::Entity::find()
         .filter(course_catalog::Column::Deleted.eq(false))

@@ -31,7 +31,9 @@ async fn queue_depths(state: &SubscriberState) -> serde_json::Value {
                     )
                     .await;
                 let v = match r {
-                    Ok(q) => json!({"messages": q.message_count(), "consumers": q.consumer_count()}),
+                    Ok(q) => {
+                        json!({"messages": q.message_count(), "consumers": q.consumer_count()})
+                    }
                     Err(e) => json!({"error": e.to_string()}),
                 };
                 let _ = ch.close(200, "status read".into()).await;

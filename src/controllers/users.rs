@@ -3,13 +3,13 @@
 use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use crate::controllers::ApiError;
 use crate::controllers::json_body::JsonBody;
 use crate::controllers::pagination::{page_request, path_id};
 use crate::controllers::preconditions::{etag, if_match};
 use crate::controllers::problem::method_not_allowed;
 use crate::controllers::request_id::RequestId;
 use crate::controllers::state::PublisherState;
-use crate::controllers::ApiError;
 use crate::services::users;
 use crate::services::validation::{Completeness, parse_user};
 
@@ -26,12 +26,20 @@ async fn create(
         .json(user))
 }
 
-async fn get(state: web::Data<PublisherState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn get(
+    state: web::Data<PublisherState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let user = users::get(&state.db, path_id(&id)?).await?;
-    Ok(HttpResponse::Ok().insert_header(etag(user.version)).json(user))
+    Ok(HttpResponse::Ok()
+        .insert_header(etag(user.version))
+        .json(user))
 }
 
-async fn list(state: web::Data<PublisherState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+async fn list(
+    state: web::Data<PublisherState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     let (page, _) = page_request(&req)?;
     Ok(HttpResponse::Ok().json(users::list(&state.db, page).await?))
 }
@@ -48,7 +56,9 @@ async fn write(
     let input = parse_user(&body.0, mode).map_err(ApiError::Invalid)?;
     let expected = if_match(req)?;
     let user = users::update(&state.db, id, input, expected, &state.write_ctx(rid)).await?;
-    Ok(HttpResponse::Ok().insert_header(etag(user.version)).json(user))
+    Ok(HttpResponse::Ok()
+        .insert_header(etag(user.version))
+        .json(user))
 }
 
 async fn replace(

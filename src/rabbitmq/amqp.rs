@@ -26,7 +26,6 @@ pub fn pool(settings: &RabbitSettings, name: &str) -> Result<deadpool_lapin::Poo
     let cfg = deadpool_lapin::Config {
         url: Some(settings.url.expose().to_string()),
         pool: Some(deadpool_lapin::PoolConfig::new(settings.pool_size.max(1))),
-        ..Default::default()
     };
     let name = name.to_string();
     cfg.create_pool(
@@ -43,7 +42,9 @@ pub async fn confirm_channel(
 ) -> Result<Channel, AmqpError> {
     let conn = pool.get().await?;
     let channel = conn.create_channel().await?;
-    channel.confirm_select(ConfirmSelectOptions::default()).await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
     topology.declare(&channel).await?;
     Ok(channel)
 }

@@ -21,7 +21,11 @@ impl Default for Backoff {
 impl Backoff {
     /// Starts at `base`, never waits longer than `cap`.
     pub fn new(base: Duration, cap: Duration) -> Self {
-        Self { attempt: 0, base, cap }
+        Self {
+            attempt: 0,
+            base,
+            cap,
+        }
     }
 
     /// The next delay to wait.

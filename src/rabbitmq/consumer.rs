@@ -71,7 +71,11 @@ impl QueueConsumer {
     }
 
     /// One connection's life: declare, consume, handle; `Ok` only on shutdown.
-    async fn session(&self, shutdown: &mut Shutdown, backoff: &mut Backoff) -> Result<(), AmqpError> {
+    async fn session(
+        &self,
+        shutdown: &mut Shutdown,
+        backoff: &mut Backoff,
+    ) -> Result<(), AmqpError> {
         let name = format!("zealsync-subscriber-{}", self.group.as_str());
         let conn = Connection::connect(
             self.url.expose(),
@@ -80,9 +84,13 @@ impl QueueConsumer {
         .await?;
         let channel = conn.create_channel().await?;
         self.topology.declare(&channel).await?;
-        channel.basic_qos(self.prefetch, BasicQosOptions::default()).await?;
+        channel
+            .basic_qos(self.prefetch, BasicQosOptions::default())
+            .await?;
         let publisher = conn.create_channel().await?;
-        publisher.confirm_select(ConfirmSelectOptions::default()).await?;
+        publisher
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
         let tag = format!("{name}-{}", uuid::Uuid::now_v7().simple());
         let mut deliveries = channel
             .basic_consume(
@@ -114,13 +122,19 @@ impl QueueConsumer {
     }
 
     /// Applies one delivery and settles it.
-    async fn handle(&self, channel: &Channel, publisher: &Channel, delivery: Delivery) -> Result<(), AmqpError> {
+    async fn handle(
+        &self,
+        channel: &Channel,
+        publisher: &Channel,
+        delivery: Delivery,
+    ) -> Result<(), AmqpError> {
         let routing_key = original_routing_key(&delivery.properties, delivery.routing_key.as_str());
         let attempt = attempts(&delivery.properties) + 1;
         let verdict = self.apply(&routing_key, &delivery.data, attempt).await;
         match verdict {
             Verdict::Done(outcome, lag_ms) => {
-                self.stats.handled(self.group, outcome, lag_ms.max(0) as u64);
+                self.stats
+                    .handled(self.group, outcome, lag_ms.max(0) as u64);
                 delivery.ack(BasicAckOptions::default()).await?;
             }
             Verdict::Retry(reason) => {
@@ -189,7 +203,10 @@ impl QueueConsumer {
         };
         if event_type != event.event_type {
             return Verdict::Park(
-                format!("routing key {routing_key} does not match event_type {}", event.event_type),
+                format!(
+                    "routing key {routing_key} does not match event_type {}",
+                    event.event_type
+                ),
                 Some(event.event_id),
             );
         }

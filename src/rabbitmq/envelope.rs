@@ -239,16 +239,28 @@ mod tests {
 
     #[test]
     fn names_what_is_wrong() {
-        assert!(matches!(Envelope::decode(b"{nope"), Err(EnvelopeError::NotJson(_))));
+        assert!(matches!(
+            Envelope::decode(b"{nope"),
+            Err(EnvelopeError::NotJson(_))
+        ));
         let mut v = serde_json::to_value(sample()).expect("value");
         v["schema_version"] = 7.into();
         let body = serde_json::to_vec(&v).expect("bytes");
-        assert_eq!(Envelope::decode(&body), Err(EnvelopeError::UnknownSchemaVersion(7)));
+        assert_eq!(
+            Envelope::decode(&body),
+            Err(EnvelopeError::UnknownSchemaVersion(7))
+        );
         v["schema_version"] = 1.into();
         v["event_type"] = "user.exploded".into();
         let body = serde_json::to_vec(&v).expect("bytes");
-        assert!(matches!(Envelope::decode(&body), Err(EnvelopeError::UnknownEventType(_))));
+        assert!(matches!(
+            Envelope::decode(&body),
+            Err(EnvelopeError::UnknownEventType(_))
+        ));
         let big = vec![b' '; MAX_ENVELOPE_BYTES + 1];
-        assert!(matches!(Envelope::decode(&big), Err(EnvelopeError::Oversized(_))));
+        assert!(matches!(
+            Envelope::decode(&big),
+            Err(EnvelopeError::Oversized(_))
+        ));
     }
 }

@@ -6,8 +6,8 @@ use chrono::Utc;
 use lapin::options::BasicPublishOptions;
 use lapin::{BasicProperties, Channel};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use uuid::Uuid;
 
@@ -52,7 +52,11 @@ impl DeadLetterStore {
     }
 
     /// Records the message in the table, then publishes it (confirmed) to the parking queue.
-    pub async fn park(&self, channel: &Channel, msg: ParkedMessage<'_>) -> Result<Uuid, ParkingError> {
+    pub async fn park(
+        &self,
+        channel: &Channel,
+        msg: ParkedMessage<'_>,
+    ) -> Result<Uuid, ParkingError> {
         let id = Uuid::now_v7();
         let now = Utc::now();
         let headers = format!("{:?}", msg.properties.headers());
@@ -68,14 +72,23 @@ impl DeadLetterStore {
             first_failed_at: Set(now),
             last_failed_at: Set(now),
         };
-        dead_letters::Entity::insert(row).exec_without_returning(&self.db).await?;
+        dead_letters::Entity::insert(row)
+            .exec_without_returning(&self.db)
+            .await?;
         let props = crate::rabbitmq::properties::with_attempts(
             msg.properties,
             msg.attempts,
             msg.reason,
             msg.routing_key,
         );
-        publish_confirmed(channel, "", &self.topology.dead_letter_queue(), msg.payload, props).await?;
+        publish_confirmed(
+            channel,
+            "",
+            &self.topology.dead_letter_queue(),
+            msg.payload,
+            props,
+        )
+        .await?;
         Ok(id)
     }
 
@@ -103,16 +116,33 @@ impl DeadLetterStore {
 
     /// Removes a parked message from the table; `false` when it was not there.
     pub async fn delete(&self, id: Uuid) -> Result<bool, DbErr> {
-        Ok(dead_letters::Entity::delete_by_id(id).exec(&self.db).await?.rows_affected == 1)
+        Ok(dead_letters::Entity::delete_by_id(id)
+            .exec(&self.db)
+            .await?
+            .rows_affected
+            == 1)
     }
 
     /// Sends a parked message back to its source queue (confirmed), then removes it.
-    pub async fn retry(&self, channel: &Channel, row: &dead_letters::Model) -> Result<(), ParkingError> {
+    pub async fn retry(
+        &self,
+        channel: &Channel,
+        row: &dead_letters::Model,
+    ) -> Result<(), ParkingError> {
         let props = BasicProperties::default()
             .with_content_type("application/json".into())
             .with_delivery_mode(2)
-            .with_headers(crate::rabbitmq::properties::routing_headers(&row.routing_key));
-        publish_confirmed(channel, "", &row.source_queue, row.payload.as_bytes(), props).await?;
+            .with_headers(crate::rabbitmq::properties::routing_headers(
+                &row.routing_key,
+            ));
+        publish_confirmed(
+            channel,
+            "",
+            &row.source_queue,
+            row.payload.as_bytes(),
+            props,
+        )
+        .await?;
         self.delete(row.id).await?;
         Ok(())
     }

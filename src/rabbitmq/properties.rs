@@ -81,7 +81,12 @@ pub fn attempts(props: &BasicProperties) -> u32 {
 
 /// `props` with the attempts header set to `n`, the last failure's reason and the original
 /// routing key.
-pub fn with_attempts(props: &BasicProperties, n: u32, reason: &str, routing_key: &str) -> BasicProperties {
+pub fn with_attempts(
+    props: &BasicProperties,
+    n: u32,
+    reason: &str,
+    routing_key: &str,
+) -> BasicProperties {
     let mut headers = props.headers().clone().unwrap_or_default();
     headers.insert(
         ROUTING_KEY_HEADER.into(),
@@ -89,7 +94,10 @@ pub fn with_attempts(props: &BasicProperties, n: u32, reason: &str, routing_key:
     );
     headers.insert(ATTEMPTS_HEADER.into(), AMQPValue::LongLongInt(i64::from(n)));
     let reason: String = reason.chars().take(1000).collect();
-    headers.insert("x-last-error".into(), AMQPValue::LongString(LongString::from(reason)));
+    headers.insert(
+        "x-last-error".into(),
+        AMQPValue::LongString(LongString::from(reason)),
+    );
     props.clone().with_headers(headers)
 }
 

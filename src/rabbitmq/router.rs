@@ -24,7 +24,10 @@ impl Router {
     }
 
     /// The handler for `routing_key`.
-    pub fn route(&self, routing_key: &str) -> Result<(EventType, &Arc<dyn EventHandler>), UnknownRoute> {
+    pub fn route(
+        &self,
+        routing_key: &str,
+    ) -> Result<(EventType, &Arc<dyn EventHandler>), UnknownRoute> {
         let event_type: EventType = routing_key
             .parse()
             .map_err(|_| UnknownRoute(routing_key.chars().take(255).collect()))?;

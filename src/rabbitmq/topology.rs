@@ -106,7 +106,10 @@ impl Topology {
             QueueType::Quorum => "quorum",
             QueueType::Classic => "classic",
         };
-        args.insert("x-queue-type".into(), AMQPValue::LongString(LongString::from(kind)));
+        args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString(LongString::from(kind)),
+        );
         if let Some(ms) = self.expires_ms {
             args.insert("x-expires".into(), AMQPValue::LongLongInt(i64::from(ms)));
         }
@@ -148,7 +151,10 @@ impl Topology {
             }
             for delay in &self.delays_ms {
                 let mut args = self.queue_args();
-                args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(*delay as i64));
+                args.insert(
+                    "x-message-ttl".into(),
+                    AMQPValue::LongLongInt(*delay as i64),
+                );
                 args.insert(
                     "x-dead-letter-exchange".into(),
                     AMQPValue::LongString(LongString::from("")),

@@ -9,12 +9,12 @@ use uuid::Uuid;
 
 use crate::entities::publisher::{courses, users};
 use crate::rabbitmq::envelope::{Action, AggregateType, Envelope, EventType};
+use crate::services::WriteContext;
 use crate::services::error::ServiceError;
 use crate::services::outbox;
 use crate::services::page::{Page, PageRequest};
 use crate::services::users::check_version;
 use crate::services::validation::{CourseInput, Role};
-use crate::services::WriteContext;
 
 /// Creates a course (version 1) and its `course.created` event.
 pub async fn create(
@@ -23,7 +23,10 @@ pub async fn create(
     ctx: &WriteContext<'_>,
 ) -> Result<courses::Model, ServiceError> {
     let (Some(title), Some(instructor_id)) = (input.title, input.instructor_id) else {
-        return Err(ServiceError::field("body", "title and instructor_id are required"));
+        return Err(ServiceError::field(
+            "body",
+            "title and instructor_id are required",
+        ));
     };
     let txn = db.begin().await?;
     ensure_instructor(&txn, instructor_id).await?;
@@ -111,7 +114,9 @@ pub async fn update(
         .await
         .map_err(fk_to_invalid)?;
     if res.rows_affected != 1 {
-        return Err(ServiceError::PreconditionFailed { current: current.version + 1 });
+        return Err(ServiceError::PreconditionFailed {
+            current: current.version + 1,
+        });
     }
     outbox::append(&txn, &event(Action::Updated, &next, next.version, ctx)).await?;
     txn.commit().await?;
@@ -139,9 +144,15 @@ pub async fn delete(
         .exec(&txn)
         .await?;
     if res.rows_affected != 1 {
-        return Err(ServiceError::PreconditionFailed { current: current.version + 1 });
+        return Err(ServiceError::PreconditionFailed {
+            current: current.version + 1,
+        });
     }
-    outbox::append(&txn, &event(Action::Deleted, &current, current.version + 1, ctx)).await?;
+    outbox::append(
+        &txn,
+        &event(Action::Deleted, &current, current.version + 1, ctx),
+    )
+    .await?;
     txn.commit().await?;
     ctx.committed();
     Ok(())
@@ -150,9 +161,15 @@ pub async fn delete(
 /// The instructor must exist with role `instructor`; the row is share-locked so a concurrent
 /// delete or role change waits for this transaction.
 async fn ensure_instructor<C: ConnectionTrait>(conn: &C, id: Uuid) -> Result<(), ServiceError> {
-    let user = users::Entity::find_by_id(id).lock_shared().one(conn).await?;
+    let user = users::Entity::find_by_id(id)
+        .lock_shared()
+        .one(conn)
+        .await?;
     match user {
-        None => Err(ServiceError::field("instructor_id", "no user with this id exists")),
+        None => Err(ServiceError::field(
+            "instructor_id",
+            "no user with this id exists",
+        )),
         Some(u) if u.role != Role::Instructor.as_str() => Err(ServiceError::field(
             "instructor_id",
             "the user exists but is not an instructor",
@@ -170,7 +187,12 @@ fn fk_to_invalid(e: sea_orm::DbErr) -> ServiceError {
     }
 }
 
-fn event(action: Action, course: &courses::Model, version: i64, ctx: &WriteContext<'_>) -> Envelope {
+fn event(
+    action: Action,
+    course: &courses::Model,
+    version: i64,
+    ctx: &WriteContext<'_>,
+) -> Envelope {
     Envelope::new(
         EventType::new(AggregateType::Course, action),
         course.id,

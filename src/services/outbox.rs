@@ -24,7 +24,9 @@ pub async fn append<C: ConnectionTrait>(conn: &C, envelope: &Envelope) -> Result
         created_at: Set(Utc::now()),
         published_at: Set(None),
     };
-    outbox::Entity::insert(row).exec_without_returning(conn).await?;
+    outbox::Entity::insert(row)
+        .exec_without_returning(conn)
+        .await?;
     Ok(())
 }
 
@@ -48,7 +50,10 @@ pub async fn stats<C: ConnectionTrait>(conn: &C) -> Result<OutboxStats, DbErr> {
         ))
         .await?;
     let (pending, published_total) = match row {
-        Some(r) => (r.try_get::<i64>("", "pending")?, r.try_get::<i64>("", "published")?),
+        Some(r) => (
+            r.try_get::<i64>("", "pending")?,
+            r.try_get::<i64>("", "published")?,
+        ),
         None => (0, 0),
     };
     let oldest = outbox::Entity::find()

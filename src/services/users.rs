@@ -9,11 +9,11 @@ use uuid::Uuid;
 
 use crate::entities::publisher::{courses, users};
 use crate::rabbitmq::envelope::{Action, AggregateType, Envelope, EventType};
+use crate::services::WriteContext;
 use crate::services::error::ServiceError;
 use crate::services::outbox;
 use crate::services::page::{Page, PageRequest};
 use crate::services::validation::{Role, UserInput};
-use crate::services::WriteContext;
 
 /// Creates a user (version 1) and its `user.created` event.
 pub async fn create(
@@ -22,7 +22,10 @@ pub async fn create(
     ctx: &WriteContext<'_>,
 ) -> Result<users::Model, ServiceError> {
     let (Some(email), Some(name), Some(role)) = (input.email, input.name, input.role) else {
-        return Err(ServiceError::field("body", "email, name and role are required"));
+        return Err(ServiceError::field(
+            "body",
+            "email, name and role are required",
+        ));
     };
     let txn = db.begin().await?;
     ensure_email_free(&txn, &email, None).await?;
@@ -55,7 +58,10 @@ pub async fn get(db: &DatabaseConnection, id: Uuid) -> Result<users::Model, Serv
 }
 
 /// Lists users in creation order, one keyset page at a time.
-pub async fn list(db: &DatabaseConnection, page: PageRequest) -> Result<Page<users::Model>, ServiceError> {
+pub async fn list(
+    db: &DatabaseConnection,
+    page: PageRequest,
+) -> Result<Page<users::Model>, ServiceError> {
     let mut q = users::Entity::find().order_by_asc(users::Column::Id);
     if let Some(after) = page.after {
         q = q.filter(users::Column::Id.gt(after));
@@ -98,7 +104,10 @@ pub async fn update(
     let next = users::Model {
         email: input.email.unwrap_or(current.email.clone()),
         name: input.name.unwrap_or(current.name.clone()),
-        role: input.role.map(|r| r.as_str().to_string()).unwrap_or(current.role.clone()),
+        role: input
+            .role
+            .map(|r| r.as_str().to_string())
+            .unwrap_or(current.role.clone()),
         version: current.version + 1,
         updated_at: Utc::now().trunc_subsecs(6),
         ..current.clone()
@@ -119,7 +128,9 @@ pub async fn update(
         .map_err(unique_to_conflict)?;
     if res.rows_affected != 1 {
         // Another writer got in between (SQLite has no row lock): report the race as a mismatch.
-        return Err(ServiceError::PreconditionFailed { current: current.version + 1 });
+        return Err(ServiceError::PreconditionFailed {
+            current: current.version + 1,
+        });
     }
     outbox::append(&txn, &event(Action::Updated, &next, next.version, ctx)).await?;
     txn.commit().await?;
@@ -162,9 +173,15 @@ pub async fn delete(
             _ => ServiceError::Database(e),
         })?;
     if res.rows_affected != 1 {
-        return Err(ServiceError::PreconditionFailed { current: current.version + 1 });
+        return Err(ServiceError::PreconditionFailed {
+            current: current.version + 1,
+        });
     }
-    outbox::append(&txn, &event(Action::Deleted, &current, current.version + 1, ctx)).await?;
+    outbox::append(
+        &txn,
+        &event(Action::Deleted, &current, current.version + 1, ctx),
+    )
+    .await?;
     txn.commit().await?;
     ctx.committed();
     Ok(())
@@ -188,7 +205,9 @@ async fn ensure_email_free<C: sea_orm::ConnectionTrait>(
         q = q.filter(users::Column::Id.ne(id));
     }
     if q.count(conn).await? > 0 {
-        return Err(ServiceError::Conflict(format!("a user with email {email} already exists")));
+        return Err(ServiceError::Conflict(format!(
+            "a user with email {email} already exists"
+        )));
     }
     Ok(())
 }

@@ -69,9 +69,15 @@ const EMAIL_MAX: usize = 254;
 pub fn parse_user(body: &Value, mode: Completeness) -> Result<UserInput, Vec<FieldError>> {
     let mut f = Fields::new(body, &["email", "name", "role"])?;
     let input = UserInput {
-        email: f.string("email", mode == Completeness::Full).and_then(|raw| f.check("email", email(&raw))),
-        name: f.string("name", mode == Completeness::Full).and_then(|raw| f.check("name", bounded_text(&raw, NAME_MAX))),
-        role: f.string("role", mode == Completeness::Full).and_then(|raw| f.check("role", role(&raw))),
+        email: f
+            .string("email", mode == Completeness::Full)
+            .and_then(|raw| f.check("email", email(&raw))),
+        name: f
+            .string("name", mode == Completeness::Full)
+            .and_then(|raw| f.check("name", bounded_text(&raw, NAME_MAX))),
+        role: f
+            .string("role", mode == Completeness::Full)
+            .and_then(|raw| f.check("role", role(&raw))),
     };
     f.finish(input)
 }
@@ -85,7 +91,9 @@ pub fn parse_course(body: &Value, mode: Completeness) -> Result<CourseInput, Vec
         description = Some(String::new());
     }
     let input = CourseInput {
-        title: f.string("title", full).and_then(|raw| f.check("title", bounded_text(&raw, NAME_MAX))),
+        title: f
+            .string("title", full)
+            .and_then(|raw| f.check("title", bounded_text(&raw, NAME_MAX))),
         description: description.and_then(|raw| {
             f.check(
                 "description",
@@ -176,7 +184,8 @@ impl<'a> Fields<'a> {
     }
 
     fn check<T>(&mut self, field: &str, r: Result<T, String>) -> Option<T> {
-        r.map_err(|m| self.errors.push(FieldError::new(field, m))).ok()
+        r.map_err(|m| self.errors.push(FieldError::new(field, m)))
+            .ok()
     }
 
     fn had_error(&self, field: &str) -> bool {
@@ -184,7 +193,11 @@ impl<'a> Fields<'a> {
     }
 
     fn finish<T>(self, value: T) -> Result<T, Vec<FieldError>> {
-        if self.errors.is_empty() { Ok(value) } else { Err(self.errors) }
+        if self.errors.is_empty() {
+            Ok(value)
+        } else {
+            Err(self.errors)
+        }
     }
 }
 
@@ -195,12 +208,18 @@ mod tests {
 
     #[test]
     fn normalises_and_collects_errors() {
-        let ok = parse_user(&json!({"email": " Ada@Example.COM ", "name": " Ada ", "role": "student"}), Completeness::Full)
-            .expect("valid");
+        let ok = parse_user(
+            &json!({"email": " Ada@Example.COM ", "name": " Ada ", "role": "student"}),
+            Completeness::Full,
+        )
+        .expect("valid");
         assert_eq!(ok.email.as_deref(), Some("ada@example.com"));
         assert_eq!(ok.name.as_deref(), Some("Ada"));
-        let errs = parse_user(&json!({"email": "a@b@c", "name": 3, "extra": 1}), Completeness::Full)
-            .expect_err("invalid");
+        let errs = parse_user(
+            &json!({"email": "a@b@c", "name": 3, "extra": 1}),
+            Completeness::Full,
+        )
+        .expect_err("invalid");
         let fields: Vec<_> = errs.iter().map(|e| e.field.as_str()).collect();
         assert!(fields.contains(&"extra") && fields.contains(&"email"));
         assert!(fields.contains(&"name") && fields.contains(&"role"));

@@ -41,7 +41,8 @@ impl PublisherApp {
         let (listener, port) = http::bind(&settings.publisher.host, settings.publisher.port)?;
         let wake = Arc::new(Notify::new());
         let broker = LinkFlag::new("rabbitmq");
-        let pool = amqp::pool(&settings.rabbitmq, "zealsync-publisher").map_err(StartupError::Broker)?;
+        let pool =
+            amqp::pool(&settings.rabbitmq, "zealsync-publisher").map_err(StartupError::Broker)?;
         let relay = OutboxRelay::new(
             db.clone(),
             pool,

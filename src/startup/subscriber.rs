@@ -39,7 +39,9 @@ pub struct SubscriberApp {
 /// Creates the Redis pool of `settings`.
 pub fn redis_pool(settings: &Settings) -> Result<deadpool_redis::Pool, StartupError> {
     let mut cfg = deadpool_redis::Config::from_url(settings.redis.url.expose());
-    cfg.pool = Some(deadpool_redis::PoolConfig::new(settings.redis.pool_size.max(1)));
+    cfg.pool = Some(deadpool_redis::PoolConfig::new(
+        settings.redis.pool_size.max(1),
+    ));
     cfg.create_pool(Some(deadpool_redis::Runtime::Tokio1))
         .map_err(|e| StartupError::Redis(e.to_string()))
 }
@@ -52,7 +54,8 @@ impl SubscriberApp {
         database::migrate::<SubscriberMigrator>(&db).await?;
         let (listener, port) = http::bind(&settings.subscriber.host, settings.subscriber.port)?;
         let redis = redis_pool(&settings)?;
-        let amqp = amqp::pool(&settings.rabbitmq, "zealsync-subscriber-admin").map_err(StartupError::Broker)?;
+        let amqp = amqp::pool(&settings.rabbitmq, "zealsync-subscriber-admin")
+            .map_err(StartupError::Broker)?;
         let topology = Topology::new(&settings.rabbitmq, &settings.retry);
         let stats = Arc::new(SyncStats::default());
         let parking = DeadLetterStore::new(db.clone(), topology.clone());

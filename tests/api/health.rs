@@ -1,18 +1,25 @@
 //! Health endpoints answer for the process and its dependencies.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 use crate::helpers::{Backend, TestApp};
+use crate::stack::eventually;
 
 #[tokio::test]
 async fn live_and_ready() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     assert_eq!(app.get("/health/live").await.status(), 200);
-    let res = app.get("/health/ready").await;
-    let status = res.status();
-    let body: Value = res.json().await.expect("json");
+    // Ready once the relay has reached the broker.
+    let body = eventually("publisher ready", Duration::from_secs(10), || async {
+        let res = app.get("/health/ready").await;
+        (res.status() == 200).then_some(())?;
+        res.json::<Value>().await.ok()
+    })
+    .await;
     assert_eq!(body["checks"]["database"]["status"], "up", "{body}");
-    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["checks"]["rabbitmq"]["status"], "up", "{body}");
 }
 
 #[tokio::test]
@@ -20,10 +27,25 @@ async fn admin_outbox_needs_the_token() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     app.create_user("o@example.com", "student").await;
     let url = format!("{}/admin/outbox", app.address);
-    assert_eq!(app.client.get(&url).send().await.expect("send").status(), 401);
-    let res = app.client.get(&url).bearer_auth("wrong").send().await.expect("send");
+    assert_eq!(
+        app.client.get(&url).send().await.expect("send").status(),
+        401
+    );
+    let res = app
+        .client
+        .get(&url)
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .expect("send");
     assert_eq!(res.status(), 401);
-    let res = app.client.get(&url).bearer_auth("test-admin-token").send().await.expect("send");
+    let res = app
+        .client
+        .get(&url)
+        .bearer_auth("test-admin-token")
+        .send()
+        .await
+        .expect("send");
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.expect("json");
     assert_eq!(

@@ -28,7 +28,9 @@ pub async fn fresh_database(backend: Backend) -> String {
         }
         Backend::Postgres => {
             let admin = services::postgres_url();
-            let conn = Database::connect(&admin).await.expect("connect to PostgreSQL");
+            let conn = Database::connect(&admin)
+                .await
+                .expect("connect to PostgreSQL");
             conn.execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
                 .await
                 .expect("create test database");
@@ -55,7 +57,10 @@ pub fn test_settings(publisher_db: &str) -> Settings {
     s.rabbitmq.queue_expires_ms = Some(600_000);
     s.redis.key_prefix = tag;
     s.admin.token = "test-admin-token".into();
-    s.log.dir = std::env::temp_dir().join("zealsync-test-logs").display().to_string();
+    s.log.dir = std::env::temp_dir()
+        .join("zealsync-test-logs")
+        .display()
+        .to_string();
     s
 }
 
@@ -76,7 +81,9 @@ impl TestApp {
 
     /// Starts a publisher with explicit settings.
     pub async fn spawn_with(settings: Settings) -> Self {
-        let app = PublisherApp::build(settings.clone()).await.expect("publisher starts");
+        let app = PublisherApp::build(settings.clone())
+            .await
+            .expect("publisher starts");
         let address = format!("http://127.0.0.1:{}", app.port());
         let db = app.db().clone();
         tokio::spawn(app.run_until_stopped());
@@ -90,7 +97,9 @@ impl TestApp {
 
     /// Sends `method path` with a JSON body (or none).
     pub async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Response {
-        let mut req = self.client.request(method, format!("{}{path}", self.address));
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.address));
         if let Some(b) = body {
             req = req.json(b);
         }
@@ -110,7 +119,10 @@ impl TestApp {
     /// Creates a user and returns its body.
     pub async fn create_user(&self, email: &str, role: &str) -> Value {
         let res = self
-            .post("/api/users", &serde_json::json!({"email": email, "name": "Test User", "role": role}))
+            .post(
+                "/api/users",
+                &serde_json::json!({"email": email, "name": "Test User", "role": role}),
+            )
             .await;
         assert_eq!(res.status(), 201, "create user {email}");
         res.json().await.expect("user body")
@@ -131,9 +143,18 @@ impl TestApp {
     /// Row counts of (users, courses, outbox): the "nothing was written" check.
     pub async fn counts(&self) -> (u64, u64, u64) {
         (
-            users::Entity::find().count(&self.db).await.expect("count users"),
-            courses::Entity::find().count(&self.db).await.expect("count courses"),
-            outbox::Entity::find().count(&self.db).await.expect("count outbox"),
+            users::Entity::find()
+                .count(&self.db)
+                .await
+                .expect("count users"),
+            courses::Entity::find()
+                .count(&self.db)
+                .await
+                .expect("count courses"),
+            outbox::Entity::find()
+                .count(&self.db)
+                .await
+                .expect("count outbox"),
         )
     }
 }

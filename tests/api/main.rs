@@ -4,5 +4,7 @@ mod courses;
 mod health;
 mod helpers;
 mod outbox;
+mod pipeline;
 mod services;
+mod stack;
 mod users;

@@ -22,9 +22,20 @@ async fn one_row_per_write_with_the_envelope() {
     let uid = user["id"].as_str().expect("id").to_string();
     let course = app.create_course("Chemistry", &uid).await;
     let cid = course["id"].as_str().expect("id").to_string();
-    app.send(Method::PATCH, &format!("/api/users/{uid}"), Some(&json!({"name": "Ida B."}))).await;
-    app.send(Method::PATCH, &format!("/api/courses/{cid}"), Some(&json!({"title": "Chem"}))).await;
-    app.send(Method::DELETE, &format!("/api/courses/{cid}"), None).await;
+    app.send(
+        Method::PATCH,
+        &format!("/api/users/{uid}"),
+        Some(&json!({"name": "Ida B."})),
+    )
+    .await;
+    app.send(
+        Method::PATCH,
+        &format!("/api/courses/{cid}"),
+        Some(&json!({"title": "Chem"})),
+    )
+    .await;
+    app.send(Method::DELETE, &format!("/api/courses/{cid}"), None)
+        .await;
 
     let rows = outbox::Entity::find()
         .order_by_asc(outbox::Column::Id)
@@ -56,7 +67,8 @@ async fn one_row_per_write_with_the_envelope() {
     assert_eq!(first["correlation_id"], "req-outbox-1");
     assert_eq!(first["data"], user, "data is the full entity state");
     assert!(
-        chrono::DateTime::parse_from_rfc3339(first["occurred_at"].as_str().unwrap_or_default()).is_ok()
+        chrono::DateTime::parse_from_rfc3339(first["occurred_at"].as_str().unwrap_or_default())
+            .is_ok()
     );
     let headers: Value = serde_json::from_str(&rows[0].headers).expect("headers JSON");
     assert_eq!(headers["x-aggregate-id"], uid);

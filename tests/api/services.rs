@@ -20,7 +20,10 @@ fn start_container<I: Image + 'static>(image: I, port: u16) -> Result<String, St
         rt.block_on(async move {
             let c: ContainerAsync<I> = image.start().await.map_err(|e| e.to_string())?;
             let host = c.get_host().await.map_err(|e| e.to_string())?;
-            let port = c.get_host_port_ipv4(port).await.map_err(|e| e.to_string())?;
+            let port = c
+                .get_host_port_ipv4(port)
+                .await
+                .map_err(|e| e.to_string())?;
             // Kept running until the process exits (testcontainers' reaper removes it).
             std::mem::forget(c);
             Ok(format!("{host}:{port}"))
@@ -30,7 +33,11 @@ fn start_container<I: Image + 'static>(image: I, port: u16) -> Result<String, St
     .map_err(|_| "container start panicked".to_string())?
 }
 
-fn resolve(var: &str, cell: &'static OnceLock<Result<String, String>>, start: fn() -> Result<String, String>) -> String {
+fn resolve(
+    var: &str,
+    cell: &'static OnceLock<Result<String, String>>,
+    start: fn() -> Result<String, String>,
+) -> String {
     if let Ok(url) = std::env::var(var)
         && !url.trim().is_empty()
     {

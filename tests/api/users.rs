@@ -10,10 +10,16 @@ async fn crud(backend: Backend) {
 
     // Create: 201, Location, ETag "1", normalised email.
     let res = app
-        .post("/api/users", &json!({"email": "  Ada@Example.COM ", "name": " Ada ", "role": "instructor"}))
+        .post(
+            "/api/users",
+            &json!({"email": "  Ada@Example.COM ", "name": " Ada ", "role": "instructor"}),
+        )
         .await;
     assert_eq!(res.status(), 201);
-    let location = res.headers()["location"].to_str().unwrap_or_default().to_string();
+    let location = res.headers()["location"]
+        .to_str()
+        .unwrap_or_default()
+        .to_string();
     assert_eq!(res.headers()["etag"], "\"1\"");
     assert!(res.headers().contains_key("x-request-id"));
     let user: Value = res.json().await.expect("json");
@@ -21,7 +27,10 @@ async fn crud(backend: Backend) {
     assert_eq!(user["name"], "Ada");
     assert_eq!(user["version"], 1);
     let id = user["id"].as_str().expect("id").to_string();
-    assert_eq!(uuid::Uuid::parse_str(&id).map(|u| u.get_version_num()), Ok(7));
+    assert_eq!(
+        uuid::Uuid::parse_str(&id).map(|u| u.get_version_num()),
+        Ok(7)
+    );
     assert_eq!(location, format!("/api/users/{id}"));
 
     // Read.
@@ -32,12 +41,19 @@ async fn crud(backend: Backend) {
 
     // PUT (full) -> version 2.
     let res = app
-        .send(Method::PUT, &location, Some(&json!({"email": "ada@example.com", "name": "Ada L.", "role": "instructor"})))
+        .send(
+            Method::PUT,
+            &location,
+            Some(&json!({"email": "ada@example.com", "name": "Ada L.", "role": "instructor"})),
+        )
         .await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["etag"], "\"2\"");
     let put: Value = res.json().await.expect("json");
-    assert_eq!((put["name"].as_str(), put["version"].as_i64()), (Some("Ada L."), Some(2)));
+    assert_eq!(
+        (put["name"].as_str(), put["version"].as_i64()),
+        (Some("Ada L."), Some(2))
+    );
 
     // PATCH with the right If-Match -> version 3; fields not sent are kept.
     let res = app
@@ -87,24 +103,59 @@ async fn bad_requests_get_problems_and_write_nothing() {
     let url = format!("{}/api/users", app.address);
 
     // 400: not JSON at all.
-    let res = app.client.post(&url).header("content-type", "application/json").body("{nope").send().await.expect("send");
+    let res = app
+        .client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{nope")
+        .send()
+        .await
+        .expect("send");
     assert_problem(res, 400).await;
     // 415: wrong content type.
-    let res = app.client.post(&url).header("content-type", "text/plain").body("{}").send().await.expect("send");
+    let res = app
+        .client
+        .post(&url)
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .expect("send");
     assert_problem(res, 415).await;
     // 413: over 64 KiB.
     let big = json!({"email": "a@b.c", "name": "x".repeat(70_000), "role": "student"});
     assert_problem(app.post("/api/users", &big).await, 413).await;
     // 422: unknown field, wrong type, missing field, invalid values.
     let cases = [
-        (json!({"email": "a@b.c", "name": "A", "role": "student", "admin": true}), "admin"),
-        (json!({"email": "a@b.c", "name": 5, "role": "student"}), "name"),
+        (
+            json!({"email": "a@b.c", "name": "A", "role": "student", "admin": true}),
+            "admin",
+        ),
+        (
+            json!({"email": "a@b.c", "name": 5, "role": "student"}),
+            "name",
+        ),
         (json!({"email": "a@b.c", "role": "student"}), "name"),
-        (json!({"email": "no-at-sign", "name": "A", "role": "student"}), "email"),
-        (json!({"email": "a@b@c", "name": "A", "role": "student"}), "email"),
-        (json!({"email": "a@b.c", "name": "   ", "role": "student"}), "name"),
-        (json!({"email": "a@b.c", "name": "x".repeat(201), "role": "student"}), "name"),
-        (json!({"email": "a@b.c", "name": "A", "role": "admin"}), "role"),
+        (
+            json!({"email": "no-at-sign", "name": "A", "role": "student"}),
+            "email",
+        ),
+        (
+            json!({"email": "a@b@c", "name": "A", "role": "student"}),
+            "email",
+        ),
+        (
+            json!({"email": "a@b.c", "name": "   ", "role": "student"}),
+            "name",
+        ),
+        (
+            json!({"email": "a@b.c", "name": "x".repeat(201), "role": "student"}),
+            "name",
+        ),
+        (
+            json!({"email": "a@b.c", "name": "A", "role": "admin"}),
+            "role",
+        ),
         (json!(["not", "an", "object"]), "body"),
     ];
     for (body, field) in cases {
@@ -113,7 +164,10 @@ async fn bad_requests_get_problems_and_write_nothing() {
             .as_array()
             .map(|a| a.iter().filter_map(|e| e["field"].as_str()).collect())
             .unwrap_or_default();
-        assert!(fields.contains(&field), "{body}: expected an error on {field}, got {problem}");
+        assert!(
+            fields.contains(&field),
+            "{body}: expected an error on {field}, got {problem}"
+        );
     }
     // 422: malformed id, limit outside 1..=500, malformed cursor.
     assert_problem(app.get("/api/users/not-a-uuid").await, 422).await;
@@ -123,25 +177,55 @@ async fn bad_requests_get_problems_and_write_nothing() {
     // 404: absent user, for read, update and delete.
     let absent = format!("/api/users/{}", uuid::Uuid::now_v7());
     assert_problem(app.get(&absent).await, 404).await;
-    assert_problem(app.send(Method::PATCH, &absent, Some(&json!({"name": "B"}))).await, 404).await;
+    assert_problem(
+        app.send(Method::PATCH, &absent, Some(&json!({"name": "B"})))
+            .await,
+        404,
+    )
+    .await;
     assert_problem(app.send(Method::DELETE, &absent, None).await, 404).await;
     // 409: duplicate email (case and spaces do not matter).
     let dup = json!({"email": " TAKEN@example.com", "name": "B", "role": "student"});
     assert_problem(app.post("/api/users", &dup).await, 409).await;
     // 412: stale If-Match on update and delete.
     let path = format!("{}/api/users/{id}", app.address);
-    let res = app.client.patch(&path).header("If-Match", "\"7\"").json(&json!({"name": "C"})).send().await.expect("send");
+    let res = app
+        .client
+        .patch(&path)
+        .header("If-Match", "\"7\"")
+        .json(&json!({"name": "C"}))
+        .send()
+        .await
+        .expect("send");
     let res_etag = res.headers().get("etag").cloned();
     assert_problem(res, 412).await;
-    assert_eq!(res_etag.as_ref().and_then(|v| v.to_str().ok()), Some("\"1\""));
-    let res = app.client.delete(&path).header("If-Match", "\"9\"").send().await.expect("send");
+    assert_eq!(
+        res_etag.as_ref().and_then(|v| v.to_str().ok()),
+        Some("\"1\"")
+    );
+    let res = app
+        .client
+        .delete(&path)
+        .header("If-Match", "\"9\"")
+        .send()
+        .await
+        .expect("send");
     assert_problem(res, 412).await;
     // 405 and unknown routes are problems too.
     assert_problem(app.send(Method::DELETE, "/api/users", None).await, 405).await;
     assert_problem(app.get("/api/nothing-here").await, 404).await;
 
-    assert_eq!(app.counts().await, before, "no rejected request wrote anything");
-    let still: Value = app.get(&format!("/api/users/{id}")).await.json().await.expect("json");
+    assert_eq!(
+        app.counts().await,
+        before,
+        "no rejected request wrote anything"
+    );
+    let still: Value = app
+        .get(&format!("/api/users/{id}"))
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(still, existing);
 }
 
@@ -150,7 +234,9 @@ async fn pagination_visits_every_user_once() {
     let app = TestApp::spawn(Backend::Postgres).await;
     let mut created = Vec::new();
     for i in 0..23 {
-        let u = app.create_user(&format!("user{i}@example.com"), "student").await;
+        let u = app
+            .create_user(&format!("user{i}@example.com"), "student")
+            .await;
         created.push(u["id"].as_str().expect("id").to_string());
     }
     let mut seen = Vec::new();
@@ -165,7 +251,11 @@ async fn pagination_visits_every_user_once() {
         pages += 1;
         let items = page["items"].as_array().expect("items");
         assert!(items.len() <= 5);
-        seen.extend(items.iter().filter_map(|u| u["id"].as_str().map(str::to_owned)));
+        seen.extend(
+            items
+                .iter()
+                .filter_map(|u| u["id"].as_str().map(str::to_owned)),
+        );
         match page["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_string()),
             None => break,

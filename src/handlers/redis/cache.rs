@@ -30,7 +30,11 @@ fn notification(event: &Envelope) -> String {
 }
 
 fn deleted_flag(event: &Envelope) -> &'static str {
-    if event.event_type.action == Action::Deleted { "1" } else { "0" }
+    if event.event_type.action == Action::Deleted {
+        "1"
+    } else {
+        "0"
+    }
 }
 
 /// Keeps `<prefix>:user:<id>` equal to the publisher's users.

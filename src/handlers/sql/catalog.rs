@@ -32,7 +32,9 @@ impl CatalogProjection {
         }
         // Same lock as the profile side: a rename cannot slip between our read and our write.
         inbox::lock_instructor(&txn, course.instructor_id).await?;
-        let instructor = profiles::Entity::find_by_id(course.instructor_id).one(&txn).await?;
+        let instructor = profiles::Entity::find_by_id(course.instructor_id)
+            .one(&txn)
+            .await?;
         let row = course_catalog::ActiveModel {
             course_id: Set(course.id),
             title: Set(course.title),
@@ -60,15 +62,22 @@ impl CatalogProjection {
                         course_catalog::Column::SyncedAt,
                     ])
                     .action_and_where(
-                        Expr::col((course_catalog::Entity, course_catalog::Column::SourceVersion))
-                            .lt(event.version),
+                        Expr::col((
+                            course_catalog::Entity,
+                            course_catalog::Column::SourceVersion,
+                        ))
+                        .lt(event.version),
                     )
                     .to_owned(),
             )
             .exec_without_returning(&txn)
             .await?;
         txn.commit().await?;
-        Ok(if applied == 0 { Outcome::Stale } else { Outcome::Applied })
+        Ok(if applied == 0 {
+            Outcome::Stale
+        } else {
+            Outcome::Applied
+        })
     }
 }
 

@@ -30,8 +30,9 @@ pub fn read<T: serde::de::DeserializeOwned>(
     event: &Envelope,
     id: impl Fn(&T) -> Uuid,
 ) -> Result<T, HandlerError> {
-    let data: T = serde_json::from_value(event.data.clone())
-        .map_err(|e| HandlerError::Permanent(format!("data does not fit {}: {e}", event.event_type)))?;
+    let data: T = serde_json::from_value(event.data.clone()).map_err(|e| {
+        HandlerError::Permanent(format!("data does not fit {}: {e}", event.event_type))
+    })?;
     if id(&data) != event.aggregate_id {
         return Err(HandlerError::Permanent(format!(
             "data.id {} differs from aggregate_id {}",

@@ -7,10 +7,18 @@ use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 use uuid::Uuid;
 
 /// Records `(event_id, handler)`; `false` when it was recorded before (a duplicate).
-pub async fn record<C: ConnectionTrait>(conn: &C, event_id: Uuid, handler: &str) -> Result<bool, DbErr> {
+pub async fn record<C: ConnectionTrait>(
+    conn: &C,
+    event_id: Uuid,
+    handler: &str,
+) -> Result<bool, DbErr> {
     let stmt = Query::insert()
         .into_table(Alias::new("processed_events"))
-        .columns([Alias::new("event_id"), Alias::new("handler"), Alias::new("processed_at")])
+        .columns([
+            Alias::new("event_id"),
+            Alias::new("handler"),
+            Alias::new("processed_at"),
+        ])
         .values_panic([event_id.into(), handler.into(), Utc::now().into()])
         .on_conflict(
             OnConflict::columns([Alias::new("event_id"), Alias::new("handler")])
@@ -24,7 +32,10 @@ pub async fn record<C: ConnectionTrait>(conn: &C, event_id: Uuid, handler: &str)
 
 /// Serialises handlers that touch one instructor's rows (PostgreSQL advisory lock for the
 /// transaction; SQLite has a single writer already).
-pub async fn lock_instructor<C: ConnectionTrait>(conn: &C, instructor_id: Uuid) -> Result<(), DbErr> {
+pub async fn lock_instructor<C: ConnectionTrait>(
+    conn: &C,
+    instructor_id: Uuid,
+) -> Result<(), DbErr> {
     if conn.get_database_backend() == DbBackend::Postgres {
         conn.execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -51,8 +62,11 @@ pub async fn prune<C: ConnectionTrait>(
     let stmt = Query::delete()
         .from_table(Alias::new("processed_events"))
         .and_where(
-            Expr::tuple([Expr::col(Alias::new("event_id")), Expr::col(Alias::new("handler"))])
-                .in_subquery(sub),
+            Expr::tuple([
+                Expr::col(Alias::new("event_id")),
+                Expr::col(Alias::new("handler")),
+            ])
+            .in_subquery(sub),
         )
         .to_owned();
     Ok(conn.execute(&stmt).await?.rows_affected())

@@ -71,8 +71,14 @@ impl ProfileProjection {
         }
         // The instructor's name converges from this side too, guarded by the user's version.
         course_catalog::Entity::update_many()
-            .col_expr(course_catalog::Column::InstructorName, Expr::value(user.name))
-            .col_expr(course_catalog::Column::InstructorVersion, Expr::value(event.version))
+            .col_expr(
+                course_catalog::Column::InstructorName,
+                Expr::value(user.name),
+            )
+            .col_expr(
+                course_catalog::Column::InstructorVersion,
+                Expr::value(event.version),
+            )
             .col_expr(course_catalog::Column::SyncedAt, Expr::value(now))
             .filter(course_catalog::Column::InstructorId.eq(user.id))
             .filter(

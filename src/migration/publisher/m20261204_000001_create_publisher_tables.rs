@@ -53,12 +53,25 @@ impl MigrationTrait for Migration {
                     .table(Users::Table)
                     .if_not_exists()
                     .col(ColumnDef::new(Users::Id).uuid().not_null().primary_key())
-                    .col(ColumnDef::new(Users::Email).string_len(254).not_null().unique_key())
+                    .col(
+                        ColumnDef::new(Users::Email)
+                            .string_len(254)
+                            .not_null()
+                            .unique_key(),
+                    )
                     .col(ColumnDef::new(Users::Name).string_len(200).not_null())
                     .col(ColumnDef::new(Users::Role).string_len(20).not_null())
                     .col(ColumnDef::new(Users::Version).big_integer().not_null())
-                    .col(ColumnDef::new(Users::CreatedAt).timestamp_with_time_zone().not_null())
-                    .col(ColumnDef::new(Users::UpdatedAt).timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new(Users::CreatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Users::UpdatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -72,8 +85,16 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(Courses::Description).text().not_null())
                     .col(ColumnDef::new(Courses::InstructorId).uuid().not_null())
                     .col(ColumnDef::new(Courses::Version).big_integer().not_null())
-                    .col(ColumnDef::new(Courses::CreatedAt).timestamp_with_time_zone().not_null())
-                    .col(ColumnDef::new(Courses::UpdatedAt).timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new(Courses::CreatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Courses::UpdatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .foreign_key(
                         ForeignKey::create()
                             .name("fk_courses_instructor")
@@ -106,15 +127,32 @@ impl MigrationTrait for Migration {
                             .auto_increment()
                             .primary_key(),
                     )
-                    .col(ColumnDef::new(Outbox::EventId).uuid().not_null().unique_key())
-                    .col(ColumnDef::new(Outbox::AggregateType).string_len(20).not_null())
+                    .col(
+                        ColumnDef::new(Outbox::EventId)
+                            .uuid()
+                            .not_null()
+                            .unique_key(),
+                    )
+                    .col(
+                        ColumnDef::new(Outbox::AggregateType)
+                            .string_len(20)
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(Outbox::AggregateId).uuid().not_null())
                     .col(ColumnDef::new(Outbox::RoutingKey).string_len(64).not_null())
                     .col(ColumnDef::new(Outbox::Version).big_integer().not_null())
                     .col(ColumnDef::new(Outbox::Payload).text().not_null())
                     .col(ColumnDef::new(Outbox::Headers).text().not_null())
-                    .col(ColumnDef::new(Outbox::CreatedAt).timestamp_with_time_zone().not_null())
-                    .col(ColumnDef::new(Outbox::PublishedAt).timestamp_with_time_zone().null())
+                    .col(
+                        ColumnDef::new(Outbox::CreatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Outbox::PublishedAt)
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -136,8 +174,14 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table(Outbox::Table).to_owned()).await?;
-        manager.drop_table(Table::drop().table(Courses::Table).to_owned()).await?;
-        manager.drop_table(Table::drop().table(Users::Table).to_owned()).await
+        manager
+            .drop_table(Table::drop().table(Outbox::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(Courses::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(Users::Table).to_owned())
+            .await
     }
 }

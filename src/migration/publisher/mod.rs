@@ -10,7 +10,9 @@ pub struct PublisherMigrator;
 #[async_trait::async_trait]
 impl MigratorTrait for PublisherMigrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261204_000001_create_publisher_tables::Migration)]
+        vec![Box::new(
+            m20261204_000001_create_publisher_tables::Migration,
+        )]
     }
 
     fn migration_table_name() -> DynIden {

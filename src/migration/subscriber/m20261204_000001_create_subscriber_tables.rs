@@ -65,14 +65,31 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(Profiles::Table)
                     .if_not_exists()
-                    .col(ColumnDef::new(Profiles::UserId).uuid().not_null().primary_key())
+                    .col(
+                        ColumnDef::new(Profiles::UserId)
+                            .uuid()
+                            .not_null()
+                            .primary_key(),
+                    )
                     .col(ColumnDef::new(Profiles::Email).string_len(254).not_null())
                     .col(ColumnDef::new(Profiles::Name).string_len(200).not_null())
                     .col(ColumnDef::new(Profiles::Role).string_len(20).not_null())
-                    .col(ColumnDef::new(Profiles::SourceVersion).big_integer().not_null())
+                    .col(
+                        ColumnDef::new(Profiles::SourceVersion)
+                            .big_integer()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(Profiles::Deleted).boolean().not_null())
-                    .col(ColumnDef::new(Profiles::OccurredAt).timestamp_with_time_zone().not_null())
-                    .col(ColumnDef::new(Profiles::SyncedAt).timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new(Profiles::OccurredAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Profiles::SyncedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -81,20 +98,49 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(CourseCatalog::Table)
                     .if_not_exists()
-                    .col(ColumnDef::new(CourseCatalog::CourseId).uuid().not_null().primary_key())
-                    .col(ColumnDef::new(CourseCatalog::Title).string_len(200).not_null())
+                    .col(
+                        ColumnDef::new(CourseCatalog::CourseId)
+                            .uuid()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(CourseCatalog::Title)
+                            .string_len(200)
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(CourseCatalog::Description).text().not_null())
-                    .col(ColumnDef::new(CourseCatalog::InstructorId).uuid().not_null())
-                    .col(ColumnDef::new(CourseCatalog::InstructorName).string_len(200).null())
-                    .col(ColumnDef::new(CourseCatalog::InstructorVersion).big_integer().null())
-                    .col(ColumnDef::new(CourseCatalog::SourceVersion).big_integer().not_null())
+                    .col(
+                        ColumnDef::new(CourseCatalog::InstructorId)
+                            .uuid()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(CourseCatalog::InstructorName)
+                            .string_len(200)
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(CourseCatalog::InstructorVersion)
+                            .big_integer()
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(CourseCatalog::SourceVersion)
+                            .big_integer()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(CourseCatalog::Deleted).boolean().not_null())
                     .col(
                         ColumnDef::new(CourseCatalog::OccurredAt)
                             .timestamp_with_time_zone()
                             .not_null(),
                     )
-                    .col(ColumnDef::new(CourseCatalog::SyncedAt).timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new(CourseCatalog::SyncedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -114,7 +160,11 @@ impl MigrationTrait for Migration {
                     .table(ProcessedEvents::Table)
                     .if_not_exists()
                     .col(ColumnDef::new(ProcessedEvents::EventId).uuid().not_null())
-                    .col(ColumnDef::new(ProcessedEvents::Handler).string_len(64).not_null())
+                    .col(
+                        ColumnDef::new(ProcessedEvents::Handler)
+                            .string_len(64)
+                            .not_null(),
+                    )
                     .col(
                         ColumnDef::new(ProcessedEvents::ProcessedAt)
                             .timestamp_with_time_zone()
@@ -143,10 +193,23 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(DeadLetters::Table)
                     .if_not_exists()
-                    .col(ColumnDef::new(DeadLetters::Id).uuid().not_null().primary_key())
+                    .col(
+                        ColumnDef::new(DeadLetters::Id)
+                            .uuid()
+                            .not_null()
+                            .primary_key(),
+                    )
                     .col(ColumnDef::new(DeadLetters::EventId).uuid().null())
-                    .col(ColumnDef::new(DeadLetters::RoutingKey).string_len(255).not_null())
-                    .col(ColumnDef::new(DeadLetters::SourceQueue).string_len(255).not_null())
+                    .col(
+                        ColumnDef::new(DeadLetters::RoutingKey)
+                            .string_len(255)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(DeadLetters::SourceQueue)
+                            .string_len(255)
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(DeadLetters::Reason).text().not_null())
                     .col(ColumnDef::new(DeadLetters::Attempts).integer().not_null())
                     .col(ColumnDef::new(DeadLetters::Payload).text().not_null())
@@ -183,7 +246,9 @@ impl MigrationTrait for Migration {
             CourseCatalog::Table.into_iden(),
             Profiles::Table.into_iden(),
         ] {
-            manager.drop_table(Table::drop().table(t).to_owned()).await?;
+            manager
+                .drop_table(Table::drop().table(t).to_owned())
+                .await?;
         }
         Ok(())
     }

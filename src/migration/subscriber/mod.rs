@@ -10,7 +10,9 @@ pub struct SubscriberMigrator;
 #[async_trait::async_trait]
 impl MigratorTrait for SubscriberMigrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261204_000001_create_subscriber_tables::Migration)]
+        vec![Box::new(
+            m20261204_000001_create_subscriber_tables::Migration,
+        )]
     }
 
     fn migration_table_name() -> DynIden {
