@@ -10,6 +10,8 @@ pub mod handlers;
 pub mod links;
 pub mod migration;
 pub mod rabbitmq;
+pub mod retention;
 pub mod services;
 pub mod shutdown;
 pub mod startup;
+pub mod verify;

@@ -4,8 +4,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use zealsync::config::{Settings, database, logging};
+use zealsync::handlers::redis::RedisKeys;
 use zealsync::migration::{PublisherMigrator, SubscriberMigrator};
+use zealsync::rabbitmq::envelope::AggregateType;
+use zealsync::services::{self, replay::ReplayRequest};
 use zealsync::startup::{PublisherApp, SubscriberApp};
+use zealsync::verify;
 
 /// Keeps data in sync between microservices through RabbitMQ.
 #[derive(Parser)]
@@ -25,6 +29,21 @@ enum Command {
     All,
     /// Run the migrations of both service databases, then exit.
     Migrate,
+    /// Queue `*.snapshot` events of the current state (the running relay publishes them).
+    Replay {
+        /// Only this aggregate.
+        #[arg(long, value_parser = ["user", "course"])]
+        aggregate: Option<String>,
+        /// Only these ids (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        ids: Option<Vec<uuid::Uuid>>,
+    },
+    /// Compare the source with the subscriber's tables and Redis keys; exit 1 on drift.
+    Verify {
+        /// Clear the drifted entries and replay exactly those ids.
+        #[arg(long)]
+        repair: bool,
+    },
 }
 
 #[tokio::main]
@@ -42,6 +61,8 @@ async fn main() -> ExitCode {
         Command::Subscriber => "subscriber",
         Command::All => "all",
         Command::Migrate => "migrate",
+        Command::Replay { .. } => "replay",
+        Command::Verify { .. } => "verify",
     };
     let _guard = logging::init(&settings.log, stem);
     tracing::info!(settings = ?settings, "starting {stem}");
@@ -50,6 +71,12 @@ async fn main() -> ExitCode {
         Command::Subscriber => start(settings, false, true).await,
         Command::All => start(settings, true, true).await,
         Command::Migrate => migrate(settings).await,
+        Command::Replay { aggregate, ids } => replay(settings, aggregate, ids).await,
+        Command::Verify { repair } => match verify(settings, repair).await {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::from(1),
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -121,6 +148,66 @@ async fn migrate(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     database::migrate::<SubscriberMigrator>(&db).await?;
     tracing::info!("migrations applied");
     Ok(())
+}
+
+async fn replay(
+    settings: Settings,
+    aggregate: Option<String>,
+    ids: Option<Vec<uuid::Uuid>>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let db = database::connect(&settings.publisher.database_url).await?;
+    database::migrate::<PublisherMigrator>(&db).await?;
+    let request = ReplayRequest {
+        aggregate: match aggregate.as_deref() {
+            Some("user") => Some(AggregateType::User),
+            Some("course") => Some(AggregateType::Course),
+            _ => None,
+        },
+        ids,
+        chunk: 500,
+        pause: std::time::Duration::from_millis(50),
+        correlation_id: format!("replay-{}", uuid::Uuid::now_v7()),
+    };
+    let report = services::replay::replay(&db, &request, None).await?;
+    println!(
+        "queued {} user and {} course snapshot events (correlation_id {}); the publisher's relay publishes them",
+        report.users, report.courses, request.correlation_id
+    );
+    Ok(())
+}
+
+/// Returns whether no drift was found.
+async fn verify(settings: Settings, repair: bool) -> Result<bool, Box<dyn std::error::Error>> {
+    let publisher = database::connect(&settings.publisher.database_url).await?;
+    let subscriber = database::connect(&settings.subscriber.database_url).await?;
+    let redis = redis::Client::open(settings.redis.url.expose())?
+        .get_multiplexed_async_connection()
+        .await?;
+    let mut stores = verify::Stores {
+        publisher: &publisher,
+        subscriber: &subscriber,
+        redis,
+        keys: RedisKeys::new(settings.redis.key_prefix.clone()),
+    };
+    let report = verify::verify(&mut stores).await?;
+    print!("{report}");
+    if repair && !report.is_clean() {
+        let ids = verify::clear_drifted(&mut stores, &report).await?;
+        let request = ReplayRequest {
+            aggregate: None,
+            ids: Some(ids.clone()),
+            chunk: 500,
+            pause: std::time::Duration::from_millis(50),
+            correlation_id: format!("repair-{}", uuid::Uuid::now_v7()),
+        };
+        let queued = services::replay::replay(&publisher, &request, None).await?;
+        println!(
+            "repair: cleared the drifted entries and queued {} snapshot events ({} ids); run verify again to confirm",
+            queued.users + queued.courses,
+            ids.len()
+        );
+    }
+    Ok(report.is_clean())
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

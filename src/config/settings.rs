@@ -77,6 +77,13 @@ pub struct OutboxSettings {
     pub batch_size: u64,
     pub poll_interval_ms: u64,
     pub retention_hours: u64,
+    /// How often the retention sweep runs (published outbox rows, processed-event records).
+    #[serde(default = "default_cleanup_interval_ms")]
+    pub cleanup_interval_ms: u64,
+}
+
+fn default_cleanup_interval_ms() -> u64 {
+    60_000
 }
 
 /// Subscriber retry policy for transient handler failures.

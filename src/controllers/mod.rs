@@ -10,6 +10,7 @@ pub mod pagination;
 pub mod preconditions;
 pub mod problem;
 pub mod read_models;
+pub mod replay_admin;
 pub mod request_id;
 pub mod state;
 pub mod sync_status;

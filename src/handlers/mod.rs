@@ -24,7 +24,12 @@ pub enum Outcome {
 /// Why an event was not applied.
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
-    /// A dependency failed (database, Redis): trying again later may succeed.
+    /// The store cannot be reached at all (connection refused, dropped, pool timeout): the
+    /// message waits in place, unacked, until it is back; every message behind it would fail too.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The store answered with an error that may pass (a lock timeout, a missing table being
+    /// migrated): retried with growing delays, parked after `retry.max_attempts`.
     #[error("transient: {0}")]
     Transient(String),
     /// The event can never be applied (its data does not fit): park it.
@@ -34,19 +39,58 @@ pub enum HandlerError {
 
 impl From<sea_orm::DbErr> for HandlerError {
     fn from(e: sea_orm::DbErr) -> Self {
-        Self::Transient(format!("database: {e}"))
+        if db_unreachable(&e) {
+            Self::Unavailable(format!("database: {e}"))
+        } else {
+            Self::Transient(format!("database: {e}"))
+        }
+    }
+}
+
+/// Whether a database error means the server cannot be reached (rather than refused a statement).
+fn db_unreachable(e: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr, sqlx::Error as Sqlx};
+    match e {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(s)) | DbErr::Query(RuntimeErr::SqlxError(s)) => {
+            match &**s {
+                Sqlx::Io(_)
+                | Sqlx::PoolTimedOut
+                | Sqlx::PoolClosed
+                | Sqlx::WorkerCrashed
+                | Sqlx::Tls(_)
+                | Sqlx::Protocol(_) => true,
+                // SQLSTATE class 08 (connection exception) and 57P0x (server shutting down / starting).
+                Sqlx::Database(d) => d
+                    .code()
+                    .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+                _ => false,
+            }
+        }
+        _ => false,
     }
 }
 
 impl From<::redis::RedisError> for HandlerError {
     fn from(e: ::redis::RedisError) -> Self {
-        Self::Transient(format!("redis: {e}"))
+        if e.is_io_error()
+            || e.is_connection_refusal()
+            || e.is_connection_dropped()
+            || e.is_timeout()
+        {
+            Self::Unavailable(format!("redis: {e}"))
+        } else {
+            Self::Transient(format!("redis: {e}"))
+        }
     }
 }
 
 impl From<deadpool_redis::PoolError> for HandlerError {
     fn from(e: deadpool_redis::PoolError) -> Self {
-        Self::Transient(format!("redis pool: {e}"))
+        match e {
+            deadpool_redis::PoolError::Backend(e) => e.into(),
+            other => Self::Unavailable(format!("redis pool: {other}")),
+        }
     }
 }
 

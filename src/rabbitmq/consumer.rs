@@ -30,6 +30,7 @@ use crate::shutdown::Shutdown;
 /// What to do with a delivery once its handler has answered.
 enum Verdict {
     Done(Outcome, i64),
+    Wait(String),
     Retry(String),
     Park(String, Option<uuid::Uuid>),
 }
@@ -113,7 +114,7 @@ impl QueueConsumer {
                     return Ok(());
                 }
                 next = deliveries.next() => match next {
-                    Some(Ok(delivery)) => self.handle(&channel, &publisher, delivery).await?,
+                    Some(Ok(delivery)) => self.handle(&channel, &publisher, delivery, shutdown).await?,
                     Some(Err(e)) => return Err(e.into()),
                     None => return Err(AmqpError::NotAccepted("consumer cancelled by the broker".into())),
                 },
@@ -127,11 +128,45 @@ impl QueueConsumer {
         channel: &Channel,
         publisher: &Channel,
         delivery: Delivery,
+        shutdown: &mut Shutdown,
     ) -> Result<(), AmqpError> {
         let routing_key = original_routing_key(&delivery.properties, delivery.routing_key.as_str());
         let attempt = attempts(&delivery.properties) + 1;
-        let verdict = self.apply(&routing_key, &delivery.data, attempt).await;
+        let mut waiting = Backoff::new(
+            std::time::Duration::from_millis(100),
+            std::time::Duration::from_secs(2),
+        );
+        let mut waits = 0u32;
+        let verdict = loop {
+            match self.apply(&routing_key, &delivery.data, attempt).await {
+                Verdict::Wait(reason) => {
+                    // The store is down: hold this message (unacked) and try it again in place;
+                    // every message behind it would fail the same way.
+                    if waits.is_multiple_of(20) {
+                        tracing::warn!(queue = %self.queue(), routing_key, reason, "store unavailable; holding the queue until it is back");
+                    }
+                    waits += 1;
+                    if shutdown.sleep(waiting.next_delay()).await {
+                        channel
+                            .basic_nack(
+                                delivery.delivery_tag,
+                                BasicNackOptions {
+                                    requeue: true,
+                                    ..Default::default()
+                                },
+                            )
+                            .await?;
+                        return Ok(());
+                    }
+                }
+                other => break other,
+            }
+        };
+        if waits > 0 {
+            tracing::info!(queue = %self.queue(), waits, "store is back; resuming");
+        }
         match verdict {
+            Verdict::Wait(_) => {}
             Verdict::Done(outcome, lag_ms) => {
                 self.stats
                     .handled(self.group, outcome, lag_ms.max(0) as u64);
@@ -230,6 +265,7 @@ impl QueueConsumer {
                 Verdict::Done(outcome, lag)
             }
             Err(HandlerError::Permanent(m)) => Verdict::Park(m, Some(event.event_id)),
+            Err(HandlerError::Unavailable(m)) => Verdict::Wait(m),
             Err(HandlerError::Transient(m)) if attempt >= self.max_attempts => Verdict::Park(
                 format!("gave up after {attempt} attempts: {m}"),
                 Some(event.event_id),

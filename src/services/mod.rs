@@ -5,6 +5,7 @@ pub mod courses;
 pub mod error;
 pub mod outbox;
 pub mod page;
+pub mod replay;
 pub mod users;
 pub mod validation;
 

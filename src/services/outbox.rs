@@ -81,3 +81,25 @@ impl PendingFilter for sea_orm::Select<outbox::Entity> {
             .order_by_asc(outbox::Column::Id)
     }
 }
+
+/// Deletes up to `limit` rows published before `cutoff`; returns how many went.
+pub async fn prune_published<C: ConnectionTrait>(
+    conn: &C,
+    cutoff: chrono::DateTime<Utc>,
+    limit: u64,
+) -> Result<u64, DbErr> {
+    use sea_orm::sea_query::{Expr, ExprTrait, Query};
+    let oldest = Query::select()
+        .column(outbox::Column::Id)
+        .from(outbox::Entity)
+        .and_where(Expr::col(outbox::Column::PublishedAt).is_not_null())
+        .and_where(Expr::col(outbox::Column::PublishedAt).lt(cutoff))
+        .order_by(outbox::Column::Id, sea_orm::Order::Asc)
+        .limit(limit)
+        .to_owned();
+    let stmt = Query::delete()
+        .from_table(outbox::Entity)
+        .and_where(Expr::col(outbox::Column::Id).in_subquery(oldest))
+        .to_owned();
+    Ok(conn.execute(&stmt).await?.rows_affected())
+}

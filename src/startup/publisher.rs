@@ -13,7 +13,7 @@ use crate::config::database;
 use crate::controllers::admin_auth::AdminToken;
 use crate::controllers::health::Readiness;
 use crate::controllers::state::PublisherState;
-use crate::controllers::{courses, health, outbox_admin, users};
+use crate::controllers::{courses, health, outbox_admin, replay_admin, users};
 use crate::links::LinkFlag;
 use crate::migration::PublisherMigrator;
 use crate::rabbitmq::amqp;
@@ -28,6 +28,7 @@ pub struct PublisherApp {
     server: Server,
     db: DatabaseConnection,
     relay: JoinHandle<()>,
+    sweeper: JoinHandle<()>,
     stop: ShutdownTrigger,
 }
 
@@ -53,7 +54,20 @@ impl PublisherApp {
             broker.clone(),
         );
         let (stop, signal) = shutdown::channel();
-        let relay = tokio::spawn(relay.run(signal));
+        let relay = tokio::spawn(relay.run(signal.clone()));
+        let sweeper = {
+            let db = db.clone();
+            tokio::spawn(crate::retention::sweep(
+                "outbox",
+                settings.outbox.retention_hours,
+                std::time::Duration::from_millis(settings.outbox.cleanup_interval_ms.max(10)),
+                signal,
+                move |cutoff, limit| {
+                    let db = db.clone();
+                    async move { crate::services::outbox::prune_published(&db, cutoff, limit).await }
+                },
+            ))
+        };
         let state = web::Data::new(PublisherState {
             db: db.clone(),
             relay_wake: wake,
@@ -70,7 +84,8 @@ impl PublisherApp {
                 .configure(users::routes)
                 .configure(courses::routes)
                 .configure(health::routes)
-                .configure(outbox_admin::routes);
+                .configure(outbox_admin::routes)
+                .configure(replay_admin::routes);
         })?;
         tracing::info!(port, "publisher listening");
         Ok(Self {
@@ -78,6 +93,7 @@ impl PublisherApp {
             server,
             db,
             relay,
+            sweeper,
             stop,
         })
     }
@@ -102,6 +118,7 @@ impl PublisherApp {
         let served = self.server.await;
         self.stop.trigger();
         let _ = self.relay.await;
+        let _ = self.sweeper.await;
         served
     }
 }

@@ -32,6 +32,7 @@ pub struct SubscriberApp {
     port: u16,
     server: Server,
     db: DatabaseConnection,
+    /// Consumers and the retention sweep.
     consumers: Vec<JoinHandle<()>>,
     stop: ShutdownTrigger,
 }
@@ -97,6 +98,19 @@ impl SubscriberApp {
                 link,
             };
             consumers.push(tokio::spawn(consumer.run(signal.clone())));
+        }
+        {
+            let db = db.clone();
+            consumers.push(tokio::spawn(crate::retention::sweep(
+                "processed_events",
+                settings.outbox.retention_hours,
+                std::time::Duration::from_millis(settings.outbox.cleanup_interval_ms.max(10)),
+                signal.clone(),
+                move |cutoff, limit| {
+                    let db = db.clone();
+                    async move { crate::handlers::sql::inbox::prune(&db, cutoff, limit).await }
+                },
+            )));
         }
         let state = web::Data::new(SubscriberState {
             db: db.clone(),

@@ -1,10 +1,13 @@
 //! Integration tests against a real database (and, for the pipeline, RabbitMQ and Redis).
 
 mod courses;
+mod fault_proxy;
+mod faults;
 mod health;
 mod helpers;
 mod outbox;
 mod pipeline;
+mod replay_verify;
 mod services;
 mod stack;
 mod users;

@@ -156,3 +156,50 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Environment that configures a `zealsync` child process exactly like `settings`.
+pub fn cli_env(settings: &Settings) -> Vec<(String, String)> {
+    vec![
+        ("ZEALSYNC_ENV".into(), "test".into()),
+        (
+            "ZEALSYNC__PUBLISHER__DATABASE_URL".into(),
+            settings.publisher.database_url.expose().into(),
+        ),
+        ("ZEALSYNC__PUBLISHER__PORT".into(), "0".into()),
+        (
+            "ZEALSYNC__SUBSCRIBER__DATABASE_URL".into(),
+            settings.subscriber.database_url.expose().into(),
+        ),
+        ("ZEALSYNC__SUBSCRIBER__PORT".into(), "0".into()),
+        (
+            "ZEALSYNC__RABBITMQ__URL".into(),
+            settings.rabbitmq.url.expose().into(),
+        ),
+        (
+            "ZEALSYNC__RABBITMQ__PREFIX".into(),
+            settings.rabbitmq.prefix.clone(),
+        ),
+        ("ZEALSYNC__RABBITMQ__QUEUE_TYPE".into(), "classic".into()),
+        (
+            "ZEALSYNC__RABBITMQ__QUEUE_EXPIRES_MS".into(),
+            "600000".into(),
+        ),
+        ("ZEALSYNC__RETRY__DELAYS_MS".into(), "100,200".into()),
+        (
+            "ZEALSYNC__REDIS__URL".into(),
+            settings.redis.url.expose().into(),
+        ),
+        (
+            "ZEALSYNC__REDIS__KEY_PREFIX".into(),
+            settings.redis.key_prefix.clone(),
+        ),
+        (
+            "ZEALSYNC__LOG__DIR".into(),
+            std::env::temp_dir()
+                .join("zealsync-test-logs")
+                .display()
+                .to_string(),
+        ),
+        ("ZEALSYNC__LOG__LEVEL".into(), "warn".into()),
+    ]
+}

@@ -36,6 +36,11 @@ impl RedisKeys {
         format!("{}:instructor:", self.prefix)
     }
 
+    /// `<prefix>:<kind>:*`: a SCAN pattern over every hash of one kind (`user`, `course`).
+    pub fn pattern(&self, kind: &str) -> String {
+        format!("{}:{kind}:*", self.prefix)
+    }
+
     /// `<prefix>:changes`: the channel live listeners subscribe to.
     pub fn changes(&self) -> String {
         format!("{}:changes", self.prefix)
