@@ -14,4 +14,5 @@ pub mod retention;
 pub mod services;
 pub mod shutdown;
 pub mod startup;
+pub mod telemetry;
 pub mod verify;

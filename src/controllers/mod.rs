@@ -2,9 +2,11 @@
 
 pub mod admin_auth;
 pub mod courses;
+pub mod dashboard;
 pub mod dead_letters;
 pub mod health;
 pub mod json_body;
+pub mod metrics;
 pub mod outbox_admin;
 pub mod pagination;
 pub mod preconditions;

@@ -64,6 +64,16 @@ pub async fn assign_request_id(
         res.headers_mut()
             .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
     }
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_string());
+    let status = res.status().as_u16().to_string();
+    let method = res.request().method().to_string();
+    metrics::counter!("zealsync_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("zealsync_http_request_duration_seconds", "route" => route, "method" => method)
+        .record(started.elapsed().as_secs_f64());
     span.in_scope(|| {
         tracing::info!(
             status = res.status().as_u16(),

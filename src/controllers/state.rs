@@ -34,4 +34,7 @@ pub struct SubscriberState {
     pub stats: Arc<crate::rabbitmq::stats::SyncStats>,
     pub parking: crate::rabbitmq::parking::DeadLetterStore,
     pub admin: AdminToken,
+    /// For the live stream's own pub/sub connection per client.
+    pub redis_url: crate::config::SecretUrl,
+    pub keys: crate::handlers::redis::RedisKeys,
 }

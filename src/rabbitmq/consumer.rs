@@ -21,7 +21,7 @@ use crate::rabbitmq::amqp::AmqpError;
 use crate::rabbitmq::backoff::Backoff;
 use crate::rabbitmq::envelope::Envelope;
 use crate::rabbitmq::parking::{DeadLetterStore, ParkedMessage, publish_confirmed};
-use crate::rabbitmq::properties::{attempts, original_routing_key, with_attempts};
+use crate::rabbitmq::properties::{attempts, original_routing_key, traceparent_of, with_attempts};
 use crate::rabbitmq::router::Router;
 use crate::rabbitmq::stats::SyncStats;
 use crate::rabbitmq::topology::{Group, Topology};
@@ -57,6 +57,10 @@ impl QueueConsumer {
                 Ok(()) => break,
                 Err(e) => {
                     self.link.set(false);
+                    crate::telemetry::reconnect(match self.group {
+                        Group::Sql => "consumer_sql",
+                        Group::Redis => "consumer_redis",
+                    });
                     let d = backoff.next_delay();
                     tracing::warn!(queue = %self.queue(), error = %e, retry_in_ms = d.as_millis() as u64, "consumer lost the broker");
                     shutdown.sleep(d).await;
@@ -65,6 +69,16 @@ impl QueueConsumer {
         }
         self.link.set(false);
         tracing::info!(queue = %self.queue(), "consumer stopped");
+    }
+
+    fn count(&self, handler: &'static str, outcome: &'static str) {
+        metrics::counter!(
+            "zealsync_events_consumed_total",
+            "queue" => self.group.as_str(),
+            "handler" => handler,
+            "outcome" => outcome
+        )
+        .increment(1);
     }
 
     fn queue(&self) -> String {
@@ -137,8 +151,13 @@ impl QueueConsumer {
             std::time::Duration::from_secs(2),
         );
         let mut waits = 0u32;
+        let mut handler = "none";
+        let trace = traceparent_of(&delivery.properties).unwrap_or_default();
         let verdict = loop {
-            match self.apply(&routing_key, &delivery.data, attempt).await {
+            match self
+                .apply(&routing_key, &delivery.data, attempt, &trace, &mut handler)
+                .await
+            {
                 Verdict::Wait(reason) => {
                     // The store is down: hold this message (unacked) and try it again in place;
                     // every message behind it would fail the same way.
@@ -170,6 +189,11 @@ impl QueueConsumer {
             Verdict::Done(outcome, lag_ms) => {
                 self.stats
                     .handled(self.group, outcome, lag_ms.max(0) as u64);
+                self.count(handler, outcome_label(outcome));
+                if outcome == Outcome::Applied {
+                    metrics::histogram!("zealsync_sync_lag_seconds", "queue" => self.group.as_str())
+                        .record(lag_ms.max(0) as f64 / 1000.0);
+                }
                 delivery.ack(BasicAckOptions::default()).await?;
             }
             Verdict::Retry(reason) => {
@@ -184,6 +208,7 @@ impl QueueConsumer {
                 );
                 publish_confirmed(publisher, "", &queue, &delivery.data, props).await?;
                 self.stats.retried(self.group);
+                self.count(handler, "retried");
                 delivery.ack(BasicAckOptions::default()).await?;
             }
             Verdict::Park(reason, event_id) => {
@@ -205,6 +230,7 @@ impl QueueConsumer {
                 match self.parking.park(publisher, msg).await {
                     Ok(_) => {
                         self.stats.parked(self.group);
+                        self.count(handler, "parked");
                         delivery.ack(BasicAckOptions::default()).await?;
                     }
                     Err(e) => {
@@ -227,7 +253,15 @@ impl QueueConsumer {
         Ok(())
     }
 
-    async fn apply(&self, routing_key: &str, body: &[u8], attempt: u32) -> Verdict {
+    /// Decodes, routes and applies one message; `handler` is set to the handler's name once known.
+    async fn apply(
+        &self,
+        routing_key: &str,
+        body: &[u8],
+        attempt: u32,
+        trace: &str,
+        handler_name: &mut &'static str,
+    ) -> Verdict {
         let event = match Envelope::decode(body) {
             Ok(e) => e,
             Err(e) => return Verdict::Park(e.to_string(), None),
@@ -236,6 +270,7 @@ impl QueueConsumer {
             Ok(r) => r,
             Err(e) => return Verdict::Park(e.to_string(), Some(event.event_id)),
         };
+        *handler_name = handler.name();
         if event_type != event.event_type {
             return Verdict::Park(
                 format!(
@@ -252,8 +287,9 @@ impl QueueConsumer {
             event_type = %event.event_type,
             correlation_id = event.correlation_id.as_deref().unwrap_or(""),
             version = event.version,
+            attempt,
+            traceparent = trace,
         );
-        let _ = &span;
         let result = {
             use tracing::Instrument;
             handler.apply(&event).instrument(span.clone()).await
@@ -261,7 +297,7 @@ impl QueueConsumer {
         match result {
             Ok(outcome) => {
                 let lag = (Utc::now() - event.occurred_at).num_milliseconds();
-                span.in_scope(|| tracing::debug!(?outcome, lag_ms = lag, "event handled"));
+                span.in_scope(|| tracing::info!(?outcome, lag_ms = lag, "event handled"));
                 Verdict::Done(outcome, lag)
             }
             Err(HandlerError::Permanent(m)) => Verdict::Park(m, Some(event.event_id)),
@@ -272,5 +308,13 @@ impl QueueConsumer {
             ),
             Err(HandlerError::Transient(m)) => Verdict::Retry(m),
         }
+    }
+}
+
+fn outcome_label(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Applied => "applied",
+        Outcome::Duplicate => "duplicate",
+        Outcome::Stale => "stale",
     }
 }

@@ -102,6 +102,7 @@ impl OutboxRelay {
                     }
                     Err(e) => {
                         self.link.set(false);
+                        crate::telemetry::reconnect("relay");
                         let d = backoff.next_delay();
                         tracing::warn!(error = %e, retry_in_ms = d.as_millis() as u64, "relay cannot reach the broker");
                         shutdown.sleep(d).await;
@@ -228,6 +229,7 @@ impl OutboxRelay {
             }
         }
         let mut confirmed = Vec::with_capacity(pending.len());
+        let waiting = std::time::Instant::now();
         for (id, confirm) in pending {
             match confirm.await {
                 Ok(c) if c.is_ack() => match c.take_message() {
@@ -246,6 +248,9 @@ impl OutboxRelay {
                 }
             }
         }
+        metrics::histogram!("zealsync_publish_confirm_seconds")
+            .record(waiting.elapsed().as_secs_f64());
+        metrics::counter!("zealsync_events_published_total").increment(confirmed.len() as u64);
         (confirmed, error)
     }
 }

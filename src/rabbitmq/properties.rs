@@ -34,6 +34,32 @@ impl From<&Envelope> for EnvelopeMeta {
     }
 }
 
+/// W3C trace context header, so tracing systems join the HTTP request and its event handling.
+pub const TRACEPARENT_HEADER: &str = "traceparent";
+
+/// `00-<trace id>-<span id>-01`: the trace id is the request id when it is a UUID (requests
+/// without `X-Request-Id` get a UUID), else derived from the event id; the span id comes from
+/// the event id.
+pub fn traceparent(meta: &EnvelopeMeta) -> String {
+    let trace = meta
+        .correlation_id
+        .as_deref()
+        .and_then(|c| Uuid::parse_str(c).ok())
+        .unwrap_or(meta.event_id)
+        .simple()
+        .to_string();
+    let event = meta.event_id.simple().to_string();
+    format!("00-{trace}-{}-01", &event[16..])
+}
+
+/// The `traceparent` of a delivery, if it carries one.
+pub fn traceparent_of(props: &BasicProperties) -> Option<String> {
+    match props.headers().as_ref()?.inner().get(TRACEPARENT_HEADER)? {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        _ => None,
+    }
+}
+
 /// Header carrying how many times a message has been tried (retries and parking).
 pub const ATTEMPTS_HEADER: &str = "x-attempts";
 
@@ -48,6 +74,10 @@ pub fn event_properties(meta: &EnvelopeMeta) -> BasicProperties {
     headers.insert(
         "x-schema-version".into(),
         AMQPValue::LongLongInt(i64::from(meta.schema_version)),
+    );
+    headers.insert(
+        TRACEPARENT_HEADER.into(),
+        AMQPValue::LongString(LongString::from(traceparent(meta))),
     );
     let mut props = BasicProperties::default()
         .with_message_id(meta.event_id.to_string().into())

@@ -37,6 +37,7 @@ impl PublisherApp {
     /// allowed) and starts serving. The broker may be down: writes still succeed and wait in
     /// the outbox.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        crate::telemetry::handle();
         let db = database::connect(&settings.publisher.database_url).await?;
         database::migrate::<PublisherMigrator>(&db).await?;
         let (listener, port) = http::bind(&settings.publisher.host, settings.publisher.port)?;
@@ -84,6 +85,7 @@ impl PublisherApp {
                 .configure(users::routes)
                 .configure(courses::routes)
                 .configure(health::routes)
+                .configure(crate::controllers::metrics::publisher_routes)
                 .configure(outbox_admin::routes)
                 .configure(replay_admin::routes);
         })?;

@@ -12,7 +12,7 @@ use crate::config::{Settings, database};
 use crate::controllers::admin_auth::AdminToken;
 use crate::controllers::health::Readiness;
 use crate::controllers::state::SubscriberState;
-use crate::controllers::{dead_letters, health, read_models, sync_status};
+use crate::controllers::{dashboard, dead_letters, health, read_models, sync_status};
 use crate::handlers::redis::{CourseCache, RedisKeys, UserCache};
 use crate::handlers::sql::{CatalogProjection, ProfileProjection};
 use crate::links::LinkFlag;
@@ -51,6 +51,7 @@ impl SubscriberApp {
     /// Opens and migrates the database, starts both consumers (they connect, and reconnect,
     /// in the background), binds the listener (port 0 allowed) and starts serving.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        crate::telemetry::handle();
         let db = database::connect(&settings.subscriber.database_url).await?;
         database::migrate::<SubscriberMigrator>(&db).await?;
         let (listener, port) = http::bind(&settings.subscriber.host, settings.subscriber.port)?;
@@ -61,6 +62,7 @@ impl SubscriberApp {
         let stats = Arc::new(SyncStats::default());
         let parking = DeadLetterStore::new(db.clone(), topology.clone());
         let keys = RedisKeys::new(settings.redis.key_prefix.clone());
+        let stream_keys = keys.clone();
         let routers = [
             (
                 Group::Sql,
@@ -119,6 +121,8 @@ impl SubscriberApp {
             stats,
             parking,
             admin: AdminToken::new(settings.admin.token()),
+            redis_url: settings.redis.url.clone(),
+            keys: stream_keys,
         });
         let readiness = web::Data::new(Readiness {
             db: db.clone(),
@@ -129,9 +133,11 @@ impl SubscriberApp {
             cfg.app_data(state.clone())
                 .app_data(readiness.clone())
                 .configure(read_models::routes)
+                .configure(dashboard::routes)
                 .configure(sync_status::routes)
                 .configure(dead_letters::routes)
-                .configure(health::routes);
+                .configure(health::routes)
+                .configure(crate::controllers::metrics::subscriber_routes);
         })?;
         tracing::info!(port, "subscriber listening");
         Ok(Self {

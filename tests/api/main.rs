@@ -5,6 +5,7 @@ mod fault_proxy;
 mod faults;
 mod health;
 mod helpers;
+mod observability;
 mod outbox;
 mod pipeline;
 mod replay_verify;

@@ -58,7 +58,7 @@ async fn members(stack: &TestStack, key: &str) -> HashSet<String> {
 }
 
 /// A queue of the test's own, bound to every event, to look at what the relay publishes.
-async fn tap(stack: &TestStack, ch: &Channel) -> String {
+pub async fn tap(stack: &TestStack, ch: &Channel) -> String {
     ch.exchange_declare(
         stack.exchange().as_str().into(),
         ExchangeKind::Topic,
