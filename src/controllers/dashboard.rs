@@ -10,12 +10,16 @@ use futures_util::StreamExt;
 use futures_util::stream;
 
 use crate::controllers::ApiError;
+#[allow(unused_imports)]
+use crate::controllers::openapi::Problem;
 use crate::controllers::state::SubscriberState;
 
 /// The page, compiled in: no build step, no external assets.
 const PAGE: &str = include_str!("dashboard.html");
 
-async fn page() -> HttpResponse {
+/// The live dashboard page.
+#[utoipa::path(get, path = "/", tag = "operations", responses((status = 200, description = "HTML page", content_type = "text/html")))]
+pub async fn page() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .insert_header(("Cache-Control", "no-cache"))
@@ -28,7 +32,9 @@ fn frame(payload: &str) -> Bytes {
     Bytes::from(format!("event: change\ndata: {data}\n\n"))
 }
 
-async fn changes(state: web::Data<SubscriberState>) -> Result<HttpResponse, ApiError> {
+/// Applied changes as Server-Sent Events (`event: change`).
+#[utoipa::path(get, path = "/api/sync/stream", tag = "read models", responses((status = 200, description = "`event: change` frames with `{event_type, aggregate_id, version}`", content_type = "text/event-stream"), (status = 503, description = "Redis unreachable", body = Problem, content_type = "application/problem+json")))]
+pub async fn changes(state: web::Data<SubscriberState>) -> Result<HttpResponse, ApiError> {
     let client = redis::Client::open(state.redis_url.expose())
         .map_err(|e| ApiError::Unavailable(format!("redis: {e}")))?;
     let mut pubsub = client

@@ -4,12 +4,16 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use lapin::options::ConfirmSelectOptions;
 
 use crate::controllers::ApiError;
+#[allow(unused_imports)]
+use crate::controllers::openapi::{DeadLetterPage, Problem};
 use crate::controllers::pagination::{page_request, path_id};
 use crate::controllers::state::SubscriberState;
 use crate::rabbitmq::parking::ParkingError;
 use crate::services::page::Page;
 
-async fn list(
+/// Parked messages, oldest first, optionally of one routing key.
+#[utoipa::path(get, path = "/admin/dead-letters", tag = "admin", security(("admin_token" = [])), params(("routing_key" = Option<String>, Query), ("limit" = Option<u64>, Query), ("cursor" = Option<uuid::Uuid>, Query)), responses((status = 200, description = "One page", body = DeadLetterPage), (status = 401, description = "Missing or wrong token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Admin disabled", body = Problem, content_type = "application/problem+json")))]
+pub async fn list(
     state: web::Data<SubscriberState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
@@ -26,7 +30,9 @@ async fn list(
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, page.limit, |d| d.id)))
 }
 
-async fn retry(
+/// Sends a parked message back to its queue (confirmed), then removes it.
+#[utoipa::path(post, path = "/admin/dead-letters/{id}/retry", tag = "admin", security(("admin_token" = [])), params(("id" = uuid::Uuid, Path)), responses((status = 202, description = "Requeued"), (status = 401, description = "Missing or wrong token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such dead letter, or admin disabled", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Broker unreachable", body = Problem, content_type = "application/problem+json")))]
+pub async fn retry(
     state: web::Data<SubscriberState>,
     req: HttpRequest,
     id: web::Path<String>,
@@ -62,7 +68,9 @@ async fn retry(
     }
 }
 
-async fn delete(
+/// Removes a parked message.
+#[utoipa::path(delete, path = "/admin/dead-letters/{id}", tag = "admin", security(("admin_token" = [])), params(("id" = uuid::Uuid, Path)), responses((status = 204, description = "Removed"), (status = 401, description = "Missing or wrong token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such dead letter, or admin disabled", body = Problem, content_type = "application/problem+json")))]
+pub async fn delete(
     state: web::Data<SubscriberState>,
     req: HttpRequest,
     id: web::Path<String>,

@@ -94,11 +94,13 @@ impl Readiness {
 }
 
 /// Liveness: the process serves requests.
+#[utoipa::path(get, path = "/health/live", tag = "operations", responses((status = 200, description = "The process answers")))]
 pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "up"}))
 }
 
 /// Readiness: 200 when every dependency answers, 503 with per-dependency detail otherwise.
+#[utoipa::path(get, path = "/health/ready", tag = "operations", responses((status = 200, description = "Every dependency is up"), (status = 503, description = "A dependency is down; `checks` says which")))]
 pub async fn ready(readiness: web::Data<Readiness>) -> HttpResponse {
     let (ok, checks) = readiness.report().await;
     let body = json!({"status": if ok { "up" } else { "down" }, "checks": checks});

@@ -13,7 +13,9 @@ fn exposition() -> HttpResponse {
         .body(telemetry::render())
 }
 
-async fn publisher_metrics(state: web::Data<PublisherState>) -> HttpResponse {
+/// The publisher's metrics, outbox gauges refreshed.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
+pub async fn publisher_metrics(state: web::Data<PublisherState>) -> HttpResponse {
     match outbox::stats(&state.db).await {
         Ok(s) => {
             metrics::gauge!("zealsync_outbox_pending").set(s.pending as f64);
@@ -25,7 +27,9 @@ async fn publisher_metrics(state: web::Data<PublisherState>) -> HttpResponse {
     exposition()
 }
 
-async fn subscriber_metrics() -> HttpResponse {
+/// The subscriber's metrics.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
+pub async fn subscriber_metrics() -> HttpResponse {
     exposition()
 }
 

@@ -7,6 +7,7 @@ pub mod dead_letters;
 pub mod health;
 pub mod json_body;
 pub mod metrics;
+pub mod openapi;
 pub mod outbox_admin;
 pub mod pagination;
 pub mod preconditions;

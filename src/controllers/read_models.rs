@@ -4,13 +4,17 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::controllers::ApiError;
+#[allow(unused_imports)]
+use crate::controllers::openapi::{CatalogEntry, CatalogPage, Problem, Profile, ProfilePage};
 use crate::controllers::pagination::{page_request, path_id};
 use crate::controllers::state::SubscriberState;
 use crate::entities::subscriber::{course_catalog, profiles};
 use crate::services::page::Page;
 use crate::services::validation::{FieldError, parse_uuid};
 
-async fn profile(
+/// One live profile.
+#[utoipa::path(get, path = "/api/profiles/{id}", tag = "read models", params(("id" = uuid::Uuid, Path, description = "User id")), responses((status = 200, description = "The profile", body = Profile), (status = 404, description = "Absent or deleted", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Malformed id", body = Problem, content_type = "application/problem+json")))]
+pub async fn profile(
     state: web::Data<SubscriberState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -25,7 +29,9 @@ async fn profile(
     }
 }
 
-async fn profiles_list(
+/// Live profiles, keyset-paginated.
+#[utoipa::path(get, path = "/api/profiles", tag = "read models", params(("limit" = Option<u64>, Query), ("cursor" = Option<uuid::Uuid>, Query)), responses((status = 200, description = "One page", body = ProfilePage), (status = 422, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json")))]
+pub async fn profiles_list(
     state: web::Data<SubscriberState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
@@ -40,7 +46,9 @@ async fn profiles_list(
     Ok(HttpResponse::Ok().json(Page::from_rows(rows, page.limit, |p| p.user_id)))
 }
 
-async fn course(
+/// One live catalog entry.
+#[utoipa::path(get, path = "/api/catalog/courses/{id}", tag = "read models", params(("id" = uuid::Uuid, Path, description = "Course id")), responses((status = 200, description = "The entry", body = CatalogEntry), (status = 404, description = "Absent or deleted", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Malformed id", body = Problem, content_type = "application/problem+json")))]
+pub async fn course(
     state: web::Data<SubscriberState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -60,7 +68,9 @@ async fn course(
     }
 }
 
-async fn courses_list(
+/// Live catalog entries, optionally of one instructor.
+#[utoipa::path(get, path = "/api/catalog/courses", tag = "read models", params(("instructor_id" = Option<uuid::Uuid>, Query), ("limit" = Option<u64>, Query), ("cursor" = Option<uuid::Uuid>, Query)), responses((status = 200, description = "One page", body = CatalogPage), (status = 422, description = "Bad parameter", body = Problem, content_type = "application/problem+json")))]
+pub async fn courses_list(
     state: web::Data<SubscriberState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {

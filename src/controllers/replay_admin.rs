@@ -7,6 +7,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
 use crate::controllers::ApiError;
+#[allow(unused_imports)]
+use crate::controllers::openapi::{Problem, ReplayBody};
 use crate::controllers::request_id::RequestId;
 use crate::controllers::state::PublisherState;
 use crate::rabbitmq::envelope::AggregateType;
@@ -70,7 +72,9 @@ fn parse(body: &[u8]) -> Result<(Option<AggregateType>, Option<Vec<uuid::Uuid>>)
     }
 }
 
-async fn start(
+/// Queues snapshot events of the current state.
+#[utoipa::path(post, path = "/admin/replay", tag = "admin", security(("admin_token" = [])), request_body(content = Option<ReplayBody>, content_type = "application/json"), responses((status = 202, description = "Replay queued"), (status = 401, description = "Missing or wrong token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Admin disabled", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid body", body = Problem, content_type = "application/problem+json")))]
+pub async fn start(
     state: web::Data<PublisherState>,
     req: HttpRequest,
     rid: RequestId,

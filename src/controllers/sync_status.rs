@@ -46,7 +46,9 @@ async fn queue_depths(state: &SubscriberState) -> serde_json::Value {
     serde_json::Value::Object(out)
 }
 
-async fn status(state: web::Data<SubscriberState>) -> Result<HttpResponse, ApiError> {
+/// Queue depths, handled counts by outcome and recent lag.
+#[utoipa::path(get, path = "/api/sync/status", tag = "read models", responses((status = 200, description = "`{queues, handled}`")))]
+pub async fn status(state: web::Data<SubscriberState>) -> Result<HttpResponse, ApiError> {
     let queues = queue_depths(&state).await;
     let handled: serde_json::Map<String, serde_json::Value> = Group::ALL
         .iter()

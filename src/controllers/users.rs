@@ -5,6 +5,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::controllers::ApiError;
 use crate::controllers::json_body::JsonBody;
+#[allow(unused_imports)]
+use crate::controllers::openapi::{Problem, User, UserBody, UserPage, UserPatch};
 use crate::controllers::pagination::{page_request, path_id};
 use crate::controllers::preconditions::{etag, if_match};
 use crate::controllers::problem::method_not_allowed;
@@ -13,7 +15,20 @@ use crate::controllers::state::PublisherState;
 use crate::services::users;
 use crate::services::validation::{Completeness, parse_user};
 
-async fn create(
+/// Creates a user (version 1) and its `user.created` event.
+#[utoipa::path(post, path = "/api/users", tag = "users",
+    request_body(content = UserBody, content_type = "application/json"),
+    params(("X-Request-Id" = Option<String>, Header, description = "Becomes the event's correlation_id")),
+    responses(
+        (status = 201, description = "Created", body = User,
+            headers(("Location" = String, description = "The new user's URL"), ("ETag" = String, description = "\"1\""))),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body exceeds 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The request does not fit the contract", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The email is taken", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn create(
     state: web::Data<PublisherState>,
     rid: RequestId,
     body: JsonBody,
@@ -26,7 +41,15 @@ async fn create(
         .json(user))
 }
 
-async fn get(
+/// Reads one user.
+#[utoipa::path(get, path = "/api/users/{id}", tag = "users",
+    params(("id" = uuid::Uuid, Path, description = "User id")),
+    responses(
+        (status = 200, description = "The user", body = User, headers(("ETag" = String, description = "The version, quoted"))),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get(
     state: web::Data<PublisherState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -36,7 +59,17 @@ async fn get(
         .json(user))
 }
 
-async fn list(
+/// Lists users in creation order, keyset-paginated.
+#[utoipa::path(get, path = "/api/users", tag = "users",
+    params(
+        ("limit" = Option<u64>, Query, description = "1..=500, default 50"),
+        ("cursor" = Option<uuid::Uuid>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "One page", body = UserPage),
+        (status = 422, description = "limit or cursor out of range", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list(
     state: web::Data<PublisherState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
@@ -61,7 +94,22 @@ async fn write(
         .json(user))
 }
 
-async fn replace(
+/// Replaces every field of a user (version + 1).
+#[utoipa::path(put, path = "/api/users/{id}", tag = "users",
+    request_body(content = UserBody, content_type = "application/json"),
+    params(("id" = uuid::Uuid, Path, description = "User id"),
+           ("If-Match" = Option<String>, Header, description = "Quoted version the change is based on")),
+    responses(
+        (status = 200, description = "Updated", body = User, headers(("ETag" = String, description = "The new version, quoted"))),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body exceeds 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The request does not fit the contract", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Conflict with another row", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "If-Match names another version", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn replace(
     state: web::Data<PublisherState>,
     req: HttpRequest,
     rid: RequestId,
@@ -71,7 +119,22 @@ async fn replace(
     write(&state, &req, &rid, &id, body, Completeness::Full).await
 }
 
-async fn patch(
+/// Changes some fields of a user (version + 1).
+#[utoipa::path(patch, path = "/api/users/{id}", tag = "users",
+    request_body(content = UserPatch, content_type = "application/json"),
+    params(("id" = uuid::Uuid, Path, description = "User id"),
+           ("If-Match" = Option<String>, Header, description = "Quoted version the change is based on")),
+    responses(
+        (status = 200, description = "Updated", body = User, headers(("ETag" = String, description = "The new version, quoted"))),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body exceeds 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The request does not fit the contract", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Conflict with another row", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "If-Match names another version", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn patch(
     state: web::Data<PublisherState>,
     req: HttpRequest,
     rid: RequestId,
@@ -81,7 +144,17 @@ async fn patch(
     write(&state, &req, &rid, &id, body, Completeness::Partial).await
 }
 
-async fn delete(
+/// Deletes a user; the event carries the last state at version + 1.
+#[utoipa::path(delete, path = "/api/users/{id}", tag = "users",
+    params(("id" = uuid::Uuid, Path, description = "User id"),
+           ("If-Match" = Option<String>, Header, description = "Quoted version the delete is based on")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Dependent rows exist", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "If-Match names another version", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn delete(
     state: web::Data<PublisherState>,
     req: HttpRequest,
     rid: RequestId,

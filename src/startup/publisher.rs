@@ -85,6 +85,7 @@ impl PublisherApp {
                 .configure(users::routes)
                 .configure(courses::routes)
                 .configure(health::routes)
+                .configure(crate::controllers::openapi::publisher_routes)
                 .configure(crate::controllers::metrics::publisher_routes)
                 .configure(outbox_admin::routes)
                 .configure(replay_admin::routes);

@@ -137,6 +137,7 @@ impl SubscriberApp {
                 .configure(sync_status::routes)
                 .configure(dead_letters::routes)
                 .configure(health::routes)
+                .configure(crate::controllers::openapi::subscriber_routes)
                 .configure(crate::controllers::metrics::subscriber_routes);
         })?;
         tracing::info!(port, "subscriber listening");
