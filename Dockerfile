@@ -17,16 +17,19 @@ WORKDIR /build
 
 # 1. Dependencies only: with a dummy lib and main, this layer is rebuilt only when
 #    Cargo.toml or Cargo.lock change.
+#    Cargo.toml declares a bench target, so its file must exist too.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir src \
+RUN mkdir src benches \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \
+    && echo 'fn main() {}' > benches/codec.rs \
     && cargo build --release --locked --bin zealsync \
-    && rm -rf src
+    && rm -rf src benches
 
 # 2. The real crate. config/ must be present: src/config/settings.rs compiles in
 #    config/default.toml with include_str!.
 COPY config ./config
+COPY benches ./benches
 COPY src ./src
 # COPY keeps the files' original mtimes, which can be older than the dummy build's
 # artefacts; touch the crate roots so cargo rebuilds the crate itself.

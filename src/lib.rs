@@ -3,6 +3,7 @@
 //! The path of a change reads top to bottom: `controllers` -> `services` -> `rabbitmq` (relay,
 //! consumer, router) -> `handlers` -> the subscriber's SQL tables and Redis keys.
 
+pub mod bench;
 pub mod config;
 pub mod controllers;
 pub mod entities;

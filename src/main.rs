@@ -38,11 +38,53 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         ids: Option<Vec<uuid::Uuid>>,
     },
+    /// Measure throughput and latency on this deployment.
+    Bench {
+        #[command(subcommand)]
+        which: BenchCommand,
+        /// Print JSON instead of a table.
+        #[arg(long, global = true)]
+        json: bool,
+    },
     /// Compare the source with the subscriber's tables and Redis keys; exit 1 on drift.
     Verify {
         /// Clear the drifted entries and replay exactly those ids.
         #[arg(long)]
         repair: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// N user creations against a running publisher, until both projections hold them.
+    E2e {
+        /// Creations.
+        #[arg(short, long, default_value_t = 20_000)]
+        n: u64,
+        /// Concurrent HTTP connections.
+        #[arg(short, long, default_value_t = 64)]
+        concurrency: usize,
+        /// Offer this many writes per second instead of a closed loop.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Publisher base URL (default: http://127.0.0.1:<publisher.port>).
+        #[arg(long)]
+        publisher: Option<String>,
+    },
+    /// Fill a scratch outbox with N rows and time the relay publishing them.
+    Relay {
+        #[arg(short, long, default_value_t = 20_000)]
+        n: u64,
+    },
+    /// Fill both subscriber queues with N events and time the consumers applying them.
+    Consume {
+        #[arg(short, long, default_value_t = 20_000)]
+        n: u64,
+    },
+    /// The raw broker ceiling: confirmed publishes and manual-ack consumption with lapin alone.
+    Broker {
+        #[arg(short, long, default_value_t = 20_000)]
+        n: u64,
     },
 }
 
@@ -63,6 +105,7 @@ async fn main() -> ExitCode {
         Command::Migrate => "migrate",
         Command::Replay { .. } => "replay",
         Command::Verify { .. } => "verify",
+        Command::Bench { .. } => "bench",
     };
     let _guard = logging::init(&settings.log, stem);
     tracing::info!(settings = ?settings, "starting {stem}");
@@ -72,6 +115,11 @@ async fn main() -> ExitCode {
         Command::All => start(settings, true, true).await,
         Command::Migrate => migrate(settings).await,
         Command::Replay { aggregate, ids } => replay(settings, aggregate, ids).await,
+        Command::Bench { which, json } => match bench(settings, which, json).await {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::from(1),
+            Err(e) => Err(e),
+        },
         Command::Verify { repair } => match verify(settings, repair).await {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::from(1),
@@ -174,6 +222,41 @@ async fn replay(
         report.users, report.courses, request.correlation_id
     );
     Ok(())
+}
+
+/// Runs one benchmark and prints its report; returns whether its checks held.
+async fn bench(
+    settings: Settings,
+    which: BenchCommand,
+    json: bool,
+) -> Result<bool, Box<dyn std::error::Error>> {
+    use zealsync::bench;
+    let report = match which {
+        BenchCommand::E2e {
+            n,
+            concurrency,
+            rate,
+            publisher,
+        } => {
+            let opts = bench::e2e::E2eOptions {
+                publisher: publisher
+                    .unwrap_or_else(|| format!("http://127.0.0.1:{}", settings.publisher.port)),
+                n,
+                concurrency,
+                rate,
+            };
+            bench::e2e::run(&settings, &opts, json).await?
+        }
+        BenchCommand::Relay { n } => bench::relay::run(&settings, n, json).await?,
+        BenchCommand::Consume { n } => bench::consume::run(&settings, n, json).await?,
+        BenchCommand::Broker { n } => bench::broker::run(&settings, n, json).await?,
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(report.ok())
 }
 
 /// Returns whether no drift was found.

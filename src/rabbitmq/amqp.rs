@@ -1,6 +1,9 @@
 //! Opening AMQP connections and channels: a pooled connection for publishers, and a
 //! channel with the whole topology declared.
 
+use std::future::Future;
+use std::time::Duration;
+
 use lapin::options::ConfirmSelectOptions;
 use lapin::{Channel, ConnectionProperties};
 
@@ -19,6 +22,21 @@ pub enum AmqpError {
     /// The broker refused or returned a message.
     #[error("broker did not accept the message: {0}")]
     NotAccepted(String),
+    /// A broker operation did not complete in time: the link is treated as dead.
+    #[error("broker did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+/// The longest a single broker operation may take before the link is treated as dead. A
+/// connection that dies mid-operation can leave a future pending forever; this bounds it.
+pub const OP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Awaits one broker operation, at most [`OP_TIMEOUT`].
+pub async fn bounded<T>(op: impl Future<Output = Result<T, lapin::Error>>) -> Result<T, AmqpError> {
+    match tokio::time::timeout(OP_TIMEOUT, op).await {
+        Ok(r) => r.map_err(AmqpError::Lapin),
+        Err(_) => Err(AmqpError::Timeout(OP_TIMEOUT)),
+    }
 }
 
 /// A pool of broker connections named `name` in the management UI.

@@ -17,7 +17,7 @@ use lapin::{Channel, Connection, ConnectionProperties};
 use crate::config::SecretUrl;
 use crate::handlers::{HandlerError, Outcome};
 use crate::links::LinkFlag;
-use crate::rabbitmq::amqp::AmqpError;
+use crate::rabbitmq::amqp::{AmqpError, bounded};
 use crate::rabbitmq::backoff::Backoff;
 use crate::rabbitmq::envelope::Envelope;
 use crate::rabbitmq::parking::{DeadLetterStore, ParkedMessage, publish_confirmed};
@@ -92,39 +92,36 @@ impl QueueConsumer {
         backoff: &mut Backoff,
     ) -> Result<(), AmqpError> {
         let name = format!("zealsync-subscriber-{}", self.group.as_str());
-        let conn = Connection::connect(
+        let conn = bounded(Connection::connect(
             self.url.expose(),
             ConnectionProperties::default().with_connection_name(name.clone().into()),
-        )
+        ))
         .await?;
-        let channel = conn.create_channel().await?;
-        self.topology.declare(&channel).await?;
-        channel
-            .basic_qos(self.prefetch, BasicQosOptions::default())
-            .await?;
-        let publisher = conn.create_channel().await?;
-        publisher
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
+        let channel = bounded(conn.create_channel()).await?;
+        bounded(self.topology.declare(&channel)).await?;
+        bounded(channel.basic_qos(self.prefetch, BasicQosOptions::default())).await?;
+        let publisher = bounded(conn.create_channel()).await?;
+        bounded(publisher.confirm_select(ConfirmSelectOptions::default())).await?;
         let tag = format!("{name}-{}", uuid::Uuid::now_v7().simple());
-        let mut deliveries = channel
-            .basic_consume(
-                self.queue().into(),
-                tag.as_str().into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+        let mut deliveries = bounded(channel.basic_consume(
+            self.queue().into(),
+            tag.as_str().into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        ))
+        .await?;
         self.link.set(true);
         backoff.reset();
         tracing::info!(queue = %self.queue(), prefetch = self.prefetch, "consuming");
+        // A link that dies while idle may not wake the delivery stream: look at it every second.
+        let mut watchdog = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {
             tokio::select! {
                 biased;
                 _ = shutdown.wait() => {
                     // Stop new deliveries; unacked prefetched ones go back to the queue on close.
-                    let _ = channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await;
-                    let _ = conn.close(200, "shutdown".into()).await;
+                    let _ = bounded(channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default())).await;
+                    let _ = bounded(conn.close(200, "shutdown".into())).await;
                     return Ok(());
                 }
                 next = deliveries.next() => match next {
@@ -132,6 +129,11 @@ impl QueueConsumer {
                     Some(Err(e)) => return Err(e.into()),
                     None => return Err(AmqpError::NotAccepted("consumer cancelled by the broker".into())),
                 },
+                _ = watchdog.tick() => {
+                    if !conn.status().connected() || !channel.status().connected() {
+                        return Err(AmqpError::NotAccepted("connection closed".into()));
+                    }
+                }
             }
         }
     }
@@ -166,15 +168,14 @@ impl QueueConsumer {
                     }
                     waits += 1;
                     if shutdown.sleep(waiting.next_delay()).await {
-                        channel
-                            .basic_nack(
-                                delivery.delivery_tag,
-                                BasicNackOptions {
-                                    requeue: true,
-                                    ..Default::default()
-                                },
-                            )
-                            .await?;
+                        bounded(channel.basic_nack(
+                            delivery.delivery_tag,
+                            BasicNackOptions {
+                                requeue: true,
+                                ..Default::default()
+                            },
+                        ))
+                        .await?;
                         return Ok(());
                     }
                 }
@@ -194,7 +195,7 @@ impl QueueConsumer {
                     metrics::histogram!("zealsync_sync_lag_seconds", "queue" => self.group.as_str())
                         .record(lag_ms.max(0) as f64 / 1000.0);
                 }
-                delivery.ack(BasicAckOptions::default()).await?;
+                bounded(delivery.ack(BasicAckOptions::default())).await?;
             }
             Verdict::Retry(reason) => {
                 let delay = self.topology.delay_for(attempt);
@@ -209,7 +210,7 @@ impl QueueConsumer {
                 publish_confirmed(publisher, "", &queue, &delivery.data, props).await?;
                 self.stats.retried(self.group);
                 self.count(handler, "retried");
-                delivery.ack(BasicAckOptions::default()).await?;
+                bounded(delivery.ack(BasicAckOptions::default())).await?;
             }
             Verdict::Park(reason, event_id) => {
                 let queue = self.queue();
@@ -231,21 +232,20 @@ impl QueueConsumer {
                     Ok(_) => {
                         self.stats.parked(self.group);
                         self.count(handler, "parked");
-                        delivery.ack(BasicAckOptions::default()).await?;
+                        bounded(delivery.ack(BasicAckOptions::default())).await?;
                     }
                     Err(e) => {
                         // Nothing is lost: the message goes back and is tried again.
                         tracing::warn!(error = %e, "cannot park the message now; requeued");
                         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-                        channel
-                            .basic_nack(
-                                delivery.delivery_tag,
-                                BasicNackOptions {
-                                    requeue: true,
-                                    ..Default::default()
-                                },
-                            )
-                            .await?;
+                        bounded(channel.basic_nack(
+                            delivery.delivery_tag,
+                            BasicNackOptions {
+                                requeue: true,
+                                ..Default::default()
+                            },
+                        ))
+                        .await?;
                     }
                 }
             }

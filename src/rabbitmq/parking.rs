@@ -156,19 +156,22 @@ pub async fn publish_confirmed(
     payload: &[u8],
     props: BasicProperties,
 ) -> Result<(), AmqpError> {
-    let confirm = channel
-        .basic_publish(
-            exchange.into(),
-            routing_key.into(),
-            BasicPublishOptions {
-                mandatory: true,
-                ..Default::default()
-            },
-            payload,
-            props,
-        )
-        .await?
-        .await?;
+    let confirm = crate::rabbitmq::amqp::bounded(async {
+        channel
+            .basic_publish(
+                exchange.into(),
+                routing_key.into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                payload,
+                props,
+            )
+            .await?
+            .await
+    })
+    .await?;
     if confirm.is_ack() && confirm.take_message().is_none() {
         Ok(())
     } else {

@@ -19,7 +19,7 @@ use tokio::sync::Notify;
 use crate::config::OutboxSettings;
 use crate::entities::publisher::outbox;
 use crate::links::LinkFlag;
-use crate::rabbitmq::amqp::{AmqpError, confirm_channel};
+use crate::rabbitmq::amqp::{AmqpError, bounded, confirm_channel};
 use crate::rabbitmq::backoff::Backoff;
 use crate::rabbitmq::properties::{EnvelopeMeta, event_properties};
 use crate::rabbitmq::topology::Topology;
@@ -208,22 +208,21 @@ impl OutboxRelay {
                     continue;
                 }
             };
-            let published = channel
-                .basic_publish(
-                    exchange.as_str().into(),
-                    row.routing_key.as_str().into(),
-                    BasicPublishOptions {
-                        mandatory: true,
-                        ..Default::default()
-                    },
-                    row.payload.as_bytes(),
-                    event_properties(&meta),
-                )
-                .await;
+            let published = bounded(channel.basic_publish(
+                exchange.as_str().into(),
+                row.routing_key.as_str().into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                row.payload.as_bytes(),
+                event_properties(&meta),
+            ))
+            .await;
             match published {
                 Ok(confirm) => pending.push((row.id, confirm)),
                 Err(e) => {
-                    error = Some(AmqpError::Lapin(e));
+                    error = Some(e);
                     break;
                 }
             }
@@ -231,7 +230,11 @@ impl OutboxRelay {
         let mut confirmed = Vec::with_capacity(pending.len());
         let waiting = std::time::Instant::now();
         for (id, confirm) in pending {
-            match confirm.await {
+            if error.is_some() {
+                // The link already failed: unconfirmed rows stay pending for the next attempt.
+                break;
+            }
+            match bounded(confirm).await {
                 Ok(c) if c.is_ack() => match c.take_message() {
                     None => confirmed.push(id),
                     Some(returned) => {
@@ -244,7 +247,7 @@ impl OutboxRelay {
                     error.get_or_insert(AmqpError::NotAccepted("nack".into()));
                 }
                 Err(e) => {
-                    error.get_or_insert(AmqpError::Lapin(e));
+                    error.get_or_insert(e);
                 }
             }
         }

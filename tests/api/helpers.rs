@@ -42,8 +42,22 @@ pub async fn fresh_database(backend: Backend) -> String {
     }
 }
 
+/// Logs of the apps under test go to stderr when `TEST_LOG` is set (e.g. `TEST_LOG=debug`).
+fn init_test_logging() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Ok(level) = std::env::var("TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(level))
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
 /// Settings for one test: port 0, unique prefixes, quiet logs, the test services.
 pub fn test_settings(publisher_db: &str) -> Settings {
+    init_test_logging();
     let mut s = Settings::defaults().expect("default settings");
     let tag = format!("zst-{}", &Uuid::new_v4().simple().to_string()[..12]);
     s.publisher.host = "127.0.0.1".into();

@@ -1,0 +1,142 @@
+//! `bench broker`: the raw ceiling of the broker with lapin alone — confirmed persistent
+//! publishes at the relay's window, then manual-ack consumption at the subscriber's prefetch.
+
+use std::time::Instant;
+
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+
+use crate::bench::{BenchError, BenchReport, progress};
+use crate::config::{QueueType, Settings};
+
+/// A body of the size of a typical user event.
+pub fn sample_body() -> Vec<u8> {
+    let env = crate::rabbitmq::envelope::Envelope::new(
+        crate::rabbitmq::envelope::EventType::new(
+            crate::rabbitmq::envelope::AggregateType::User,
+            crate::rabbitmq::envelope::Action::Created,
+        ),
+        uuid::Uuid::now_v7(),
+        1,
+        Some(uuid::Uuid::now_v7().to_string()),
+        serde_json::json!({"id": uuid::Uuid::now_v7(), "email": "someone@example.com", "name": "Some One",
+            "role": "student", "version": 1, "created_at": chrono::Utc::now(), "updated_at": chrono::Utc::now()}),
+    );
+    env.encode()
+}
+
+/// Publishes and consumes `n` messages on a throw-away queue.
+pub async fn run(settings: &Settings, n: u64, quiet: bool) -> Result<BenchReport, BenchError> {
+    let conn = Connection::connect(
+        settings.rabbitmq.url.expose(),
+        ConnectionProperties::default(),
+    )
+    .await?;
+    let ch = conn.create_channel().await?;
+    ch.confirm_select(ConfirmSelectOptions::default()).await?;
+    let queue = format!("zsbench-raw-{}", uuid::Uuid::new_v4().simple());
+    let mut args = FieldTable::default();
+    let kind = match settings.rabbitmq.queue_type {
+        QueueType::Quorum => "quorum",
+        QueueType::Classic => "classic",
+    };
+    args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString(LongString::from(kind)),
+    );
+    ch.queue_declare(
+        queue.as_str().into(),
+        QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        args,
+    )
+    .await?;
+    let body = sample_body();
+    let window = settings.rabbitmq.confirm_window.max(1) as u64;
+    let bar = progress(n, "publish", quiet);
+    let start = Instant::now();
+    let mut sent = 0;
+    while sent < n {
+        let batch = window.min(n - sent);
+        let mut confirms = Vec::with_capacity(batch as usize);
+        for _ in 0..batch {
+            let props = BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_content_type("application/json".into());
+            confirms.push(
+                ch.basic_publish(
+                    "".into(),
+                    queue.as_str().into(),
+                    BasicPublishOptions::default(),
+                    &body,
+                    props,
+                )
+                .await?,
+            );
+        }
+        for c in confirms {
+            c.await?;
+        }
+        sent += batch;
+        bar.inc(batch);
+    }
+    let publish_secs = start.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+
+    let consumer_ch = conn.create_channel().await?;
+    consumer_ch
+        .basic_qos(settings.rabbitmq.prefetch, BasicQosOptions::default())
+        .await?;
+    let mut consumer = consumer_ch
+        .basic_consume(
+            queue.as_str().into(),
+            "zsbench".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let bar = progress(n, "consume", quiet);
+    let start = Instant::now();
+    let mut got = 0;
+    while got < n {
+        match consumer.next().await {
+            Some(Ok(d)) => {
+                d.ack(BasicAckOptions::default()).await?;
+                got += 1;
+                bar.inc(1);
+            }
+            Some(Err(e)) => return Err(e.into()),
+            None => break,
+        }
+    }
+    let consume_secs = start.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let _ = ch
+        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+        .await;
+    let _ = conn.close(200, "bench done".into()).await;
+
+    let mut report = BenchReport::new("broker");
+    report.add(
+        format!("confirmed publishes/s (window {window})"),
+        n as f64 / publish_secs,
+        "msg/s",
+    );
+    report.add(
+        format!(
+            "manual-ack consumes/s (prefetch {})",
+            settings.rabbitmq.prefetch
+        ),
+        got as f64 / consume_secs,
+        "msg/s",
+    );
+    report.check("all consumed", got == n);
+    Ok(report)
+}

@@ -1,0 +1,98 @@
+//! `bench relay`: fills a scratch outbox with N rows, then times the relay publishing them.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use sea_orm::TransactionTrait;
+use tokio::sync::Notify;
+
+use crate::bench::scratch::{ScratchDb, delete_queues, isolated};
+use crate::bench::{BenchError, BenchReport, progress};
+use crate::config::{Settings, database};
+use crate::links::LinkFlag;
+use crate::migration::PublisherMigrator;
+use crate::rabbitmq::amqp::{self, confirm_channel};
+use crate::rabbitmq::envelope::{Action, AggregateType, Envelope, EventType};
+use crate::rabbitmq::producer::OutboxRelay;
+use crate::rabbitmq::topology::Topology;
+use crate::services::outbox;
+
+/// A user event as the API would write it.
+pub fn user_event(i: u64) -> Envelope {
+    let id = uuid::Uuid::now_v7();
+    let now = chrono::Utc::now();
+    Envelope::new(
+        EventType::new(AggregateType::User, Action::Created),
+        id,
+        1,
+        Some(uuid::Uuid::now_v7().to_string()),
+        serde_json::json!({"id": id, "email": format!("bench{i}@bench.test"), "name": "Bench User",
+            "role": "student", "version": 1, "created_at": now, "updated_at": now}),
+    )
+}
+
+/// Runs the relay benchmark.
+pub async fn run(settings: &Settings, n: u64, quiet: bool) -> Result<BenchReport, BenchError> {
+    let s = isolated(settings);
+    let scratch = ScratchDb::create(&settings.publisher.database_url).await?;
+    let db = database::connect(&scratch.url).await?;
+    database::migrate::<PublisherMigrator>(&db).await?;
+    let bar = progress(n, "fill", quiet);
+    let mut written = 0;
+    while written < n {
+        let batch = 1000.min(n - written);
+        let txn = db.begin().await?;
+        for i in 0..batch {
+            outbox::append(&txn, &user_event(written + i)).await?;
+        }
+        txn.commit().await?;
+        written += batch;
+        bar.inc(batch);
+    }
+    bar.finish_and_clear();
+
+    let pool = amqp::pool(&s.rabbitmq, "zealsync-bench").map_err(BenchError::Other)?;
+    let topology = Topology::new(&s.rabbitmq, &s.retry);
+    let relay = OutboxRelay::new(
+        db.clone(),
+        pool.clone(),
+        topology.clone(),
+        s.outbox.clone(),
+        s.rabbitmq.confirm_window,
+        Arc::new(Notify::new()),
+        LinkFlag::new("rabbitmq"),
+    );
+    let channel = confirm_channel(&pool, &topology)
+        .await
+        .map_err(|e| BenchError::Other(e.to_string()))?;
+    let bar = progress(n, "relay", quiet);
+    let start = Instant::now();
+    let mut published = 0;
+    loop {
+        let r = relay
+            .round(&channel)
+            .await
+            .map_err(|e| BenchError::Other(e.to_string()))?;
+        published += r.published as u64;
+        bar.inc(r.published as u64);
+        if r.claimed == 0 {
+            break;
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    delete_queues(&s).await;
+    scratch.drop_it(db).await;
+
+    let mut report = BenchReport::new("relay");
+    report.add(
+        format!(
+            "relay events/s (batch {}, window {})",
+            s.outbox.batch_size, s.rabbitmq.confirm_window
+        ),
+        published as f64 / secs,
+        "ev/s",
+    );
+    report.check("every row published and marked", published == n);
+    Ok(report)
+}
