@@ -101,4 +101,19 @@ pub trait EventHandler: Send + Sync {
 
     /// Applies `event`; must be idempotent and version-guarded.
     fn apply<'a>(&'a self, event: &'a Envelope) -> BoxFuture<'a, Result<Outcome, HandlerError>>;
+
+    /// Applies several events, one result per event in order. The default applies them one
+    /// by one; stores that can apply a batch in one transaction or one round trip override it.
+    fn apply_batch<'a>(
+        &'a self,
+        events: &'a [&'a Envelope],
+    ) -> BoxFuture<'a, Vec<Result<Outcome, HandlerError>>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(events.len());
+            for e in events {
+                out.push(self.apply(e).await);
+            }
+            out
+        })
+    }
 }

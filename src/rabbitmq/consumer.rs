@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
@@ -15,7 +15,7 @@ use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ConnectionProperties};
 
 use crate::config::SecretUrl;
-use crate::handlers::{HandlerError, Outcome};
+use crate::handlers::{EventHandler, HandlerError, Outcome};
 use crate::links::LinkFlag;
 use crate::rabbitmq::amqp::{AmqpError, bounded};
 use crate::rabbitmq::backoff::Backoff;
@@ -30,7 +30,6 @@ use crate::shutdown::Shutdown;
 /// What to do with a delivery once its handler has answered.
 enum Verdict {
     Done(Outcome, i64),
-    Wait(String),
     Retry(String),
     Park(String, Option<uuid::Uuid>),
 }
@@ -125,7 +124,25 @@ impl QueueConsumer {
                     return Ok(());
                 }
                 next = deliveries.next() => match next {
-                    Some(Ok(delivery)) => self.handle(&channel, &publisher, delivery, shutdown).await?,
+                    Some(Ok(delivery)) => {
+                        // Take what else has already arrived, up to the prefetch: one batch.
+                        let mut batch = vec![delivery];
+                        let mut failed = None;
+                        while batch.len() < usize::from(self.prefetch.max(1)) {
+                            match deliveries.next().now_or_never() {
+                                Some(Some(Ok(d))) => batch.push(d),
+                                Some(Some(Err(e))) => {
+                                    failed = Some(e);
+                                    break;
+                                }
+                                _ => break,
+                            }
+                        }
+                        self.handle_batch(&channel, &publisher, batch, shutdown).await?;
+                        if let Some(e) = failed {
+                            return Err(e.into());
+                        }
+                    }
                     Some(Err(e)) => return Err(e.into()),
                     None => return Err(AmqpError::NotAccepted("consumer cancelled by the broker".into())),
                 },
@@ -138,176 +155,275 @@ impl QueueConsumer {
         }
     }
 
-    /// Applies one delivery and settles it.
-    async fn handle(
+    /// Applies a batch of deliveries (in arrival order) and settles each.
+    async fn handle_batch(
         &self,
         channel: &Channel,
         publisher: &Channel,
-        delivery: Delivery,
+        deliveries: Vec<Delivery>,
         shutdown: &mut Shutdown,
     ) -> Result<(), AmqpError> {
-        let routing_key = original_routing_key(&delivery.properties, delivery.routing_key.as_str());
-        let attempt = attempts(&delivery.properties) + 1;
+        let mut items: Vec<Item> = deliveries.into_iter().map(|d| self.prepare(d)).collect();
         let mut waiting = Backoff::new(
             std::time::Duration::from_millis(100),
             std::time::Duration::from_secs(2),
         );
         let mut waits = 0u32;
-        let mut handler = "none";
-        let trace = traceparent_of(&delivery.properties).unwrap_or_default();
-        let verdict = loop {
-            match self
-                .apply(&routing_key, &delivery.data, attempt, &trace, &mut handler)
-                .await
-            {
-                Verdict::Wait(reason) => {
-                    // The store is down: hold this message (unacked) and try it again in place;
-                    // every message behind it would fail the same way.
-                    if waits.is_multiple_of(20) {
-                        tracing::warn!(queue = %self.queue(), routing_key, reason, "store unavailable; holding the queue until it is back");
-                    }
-                    waits += 1;
-                    if shutdown.sleep(waiting.next_delay()).await {
-                        bounded(channel.basic_nack(
-                            delivery.delivery_tag,
-                            BasicNackOptions {
-                                requeue: true,
-                                ..Default::default()
-                            },
-                        ))
-                        .await?;
-                        return Ok(());
-                    }
-                }
-                other => break other,
+        loop {
+            let reason = self.apply_pending(&mut items).await;
+            let Some(reason) = reason else { break };
+            // A store is down: hold these messages (unacked) and try them again in place;
+            // every message behind them would fail the same way.
+            if waits.is_multiple_of(20) {
+                tracing::warn!(queue = %self.queue(), reason, "store unavailable; holding the queue until it is back");
             }
-        };
+            waits += 1;
+            if shutdown.sleep(waiting.next_delay()).await {
+                break;
+            }
+        }
         if waits > 0 {
             tracing::info!(queue = %self.queue(), waits, "store is back; resuming");
         }
-        match verdict {
-            Verdict::Wait(_) => {}
-            Verdict::Done(outcome, lag_ms) => {
+        self.settle(channel, publisher, items).await
+    }
+
+    /// Decodes and routes one delivery; what cannot be applied is marked for parking.
+    fn prepare(&self, delivery: Delivery) -> Item {
+        let routing_key = original_routing_key(&delivery.properties, delivery.routing_key.as_str());
+        let attempt = attempts(&delivery.properties) + 1;
+        let trace = traceparent_of(&delivery.properties).unwrap_or_default();
+        let mut item = Item {
+            delivery,
+            routing_key,
+            attempt,
+            trace,
+            handler: None,
+            event: None,
+            verdict: None,
+        };
+        let event = match Envelope::decode(&item.delivery.data) {
+            Ok(e) => e,
+            Err(e) => {
+                item.verdict = Some(Verdict::Park(e.to_string(), None));
+                return item;
+            }
+        };
+        match self.router.route(&item.routing_key) {
+            Err(e) => item.verdict = Some(Verdict::Park(e.to_string(), Some(event.event_id))),
+            Ok((event_type, _)) if event_type != event.event_type => {
+                item.verdict = Some(Verdict::Park(
+                    format!(
+                        "routing key {} does not match event_type {}",
+                        item.routing_key, event.event_type
+                    ),
+                    Some(event.event_id),
+                ))
+            }
+            Ok((_, handler)) => item.handler = Some(handler.clone()),
+        }
+        item.event = Some(event);
+        item
+    }
+
+    /// Applies every item without a verdict, one batch per handler. Returns the reason when a
+    /// store was unavailable (those items keep no verdict).
+    async fn apply_pending(&self, items: &mut [Item]) -> Option<String> {
+        let mut unavailable = None;
+        let handlers: Vec<Arc<dyn EventHandler>> = {
+            let mut hs: Vec<Arc<dyn EventHandler>> = Vec::new();
+            for it in items.iter().filter(|i| i.verdict.is_none()) {
+                if let Some(h) = &it.handler
+                    && !hs.iter().any(|x| x.name() == h.name())
+                {
+                    hs.push(h.clone());
+                }
+            }
+            hs
+        };
+        for handler in handlers {
+            let idx: Vec<usize> = items
+                .iter()
+                .enumerate()
+                .filter(|(_, i)| {
+                    i.verdict.is_none()
+                        && i.handler
+                            .as_ref()
+                            .is_some_and(|h| h.name() == handler.name())
+                })
+                .map(|(n, _)| n)
+                .collect();
+            let events: Vec<&Envelope> = idx
+                .iter()
+                .filter_map(|n| items[*n].event.as_ref())
+                .collect();
+            let results = handler.apply_batch(&events).await;
+            for (n, result) in idx.into_iter().zip(results) {
+                let item = &mut items[n];
+                let Some(event) = item.event.as_ref() else {
+                    continue;
+                };
+                item.verdict = match result {
+                    Ok(outcome) => {
+                        let lag = (Utc::now() - event.occurred_at).num_milliseconds();
+                        tracing::info!(
+                            handler = handler.name(),
+                            event_id = %event.event_id,
+                            event_type = %event.event_type,
+                            correlation_id = event.correlation_id.as_deref().unwrap_or(""),
+                            version = event.version,
+                            attempt = item.attempt,
+                            traceparent = %item.trace,
+                            ?outcome,
+                            lag_ms = lag,
+                            "event handled"
+                        );
+                        Some(Verdict::Done(outcome, lag))
+                    }
+                    Err(HandlerError::Permanent(m)) => Some(Verdict::Park(m, Some(event.event_id))),
+                    Err(HandlerError::Unavailable(m)) => {
+                        unavailable = Some(m);
+                        None
+                    }
+                    Err(HandlerError::Transient(m)) if item.attempt >= self.max_attempts => {
+                        Some(Verdict::Park(
+                            format!("gave up after {} attempts: {m}", item.attempt),
+                            Some(event.event_id),
+                        ))
+                    }
+                    Err(HandlerError::Transient(m)) => Some(Verdict::Retry(m)),
+                };
+            }
+        }
+        unavailable
+    }
+
+    /// Acks what was applied (one multiple-ack when the whole batch was), sends failures to a
+    /// retry queue or the parking lot first, and gives back what could not be applied.
+    async fn settle(
+        &self,
+        channel: &Channel,
+        publisher: &Channel,
+        items: Vec<Item>,
+    ) -> Result<(), AmqpError> {
+        let all_done = items
+            .iter()
+            .all(|i| matches!(i.verdict, Some(Verdict::Done(..))));
+        let last_tag = items.last().map(|i| i.delivery.delivery_tag);
+        for item in &items {
+            if let Some(Verdict::Done(outcome, lag_ms)) = item.verdict {
                 self.stats
                     .handled(self.group, outcome, lag_ms.max(0) as u64);
-                self.count(handler, outcome_label(outcome));
+                self.count(item.handler_name(), outcome_label(outcome));
                 if outcome == Outcome::Applied {
                     metrics::histogram!("zealsync_sync_lag_seconds", "queue" => self.group.as_str())
                         .record(lag_ms.max(0) as f64 / 1000.0);
                 }
+            }
+        }
+        if all_done {
+            if let Some(tag) = last_tag {
+                bounded(channel.basic_ack(tag, BasicAckOptions { multiple: true })).await?;
+            }
+            return Ok(());
+        }
+        for item in items {
+            self.settle_one(channel, publisher, item).await?;
+        }
+        Ok(())
+    }
+
+    async fn settle_one(
+        &self,
+        channel: &Channel,
+        publisher: &Channel,
+        item: Item,
+    ) -> Result<(), AmqpError> {
+        let delivery = &item.delivery;
+        let requeue = || {
+            bounded(channel.basic_nack(
+                delivery.delivery_tag,
+                BasicNackOptions {
+                    requeue: true,
+                    ..Default::default()
+                },
+            ))
+        };
+        match &item.verdict {
+            None => requeue().await?,
+            Some(Verdict::Done(..)) => {
                 bounded(delivery.ack(BasicAckOptions::default())).await?;
             }
-            Verdict::Retry(reason) => {
-                let delay = self.topology.delay_for(attempt);
+            Some(Verdict::Retry(reason)) => {
+                let delay = self.topology.delay_for(item.attempt);
                 let queue = self.topology.retry_queue(self.group, delay);
-                let props = with_attempts(&delivery.properties, attempt, &reason, &routing_key);
+                let props = with_attempts(
+                    &delivery.properties,
+                    item.attempt,
+                    reason,
+                    &item.routing_key,
+                );
                 tracing::warn!(
-                    queue = %self.queue(), routing_key, attempt, retry_in_ms = delay,
+                    queue = %self.queue(), routing_key = %item.routing_key, attempt = item.attempt, retry_in_ms = delay,
                     event_id = ?delivery.properties.message_id().as_ref().map(|m| m.as_str()),
                     correlation_id = ?delivery.properties.correlation_id().as_ref().map(|m| m.as_str()),
                     reason, "handler failed; retrying later"
                 );
                 publish_confirmed(publisher, "", &queue, &delivery.data, props).await?;
                 self.stats.retried(self.group);
-                self.count(handler, "retried");
+                self.count(item.handler_name(), "retried");
                 bounded(delivery.ack(BasicAckOptions::default())).await?;
             }
-            Verdict::Park(reason, event_id) => {
+            Some(Verdict::Park(reason, event_id)) => {
                 let queue = self.queue();
                 let msg = ParkedMessage {
-                    event_id,
-                    routing_key: &routing_key,
+                    event_id: *event_id,
+                    routing_key: &item.routing_key,
                     source_queue: &queue,
-                    reason: &reason,
-                    attempts: attempt,
+                    reason,
+                    attempts: item.attempt,
                     payload: &delivery.data,
                     properties: &delivery.properties,
                 };
                 tracing::error!(
-                    queue = %queue, routing_key, attempt, event_id = ?event_id,
+                    queue = %queue, routing_key = %item.routing_key, attempt = item.attempt, event_id = ?event_id,
                     correlation_id = ?delivery.properties.correlation_id().as_ref().map(|m| m.as_str()),
                     reason, "message parked"
                 );
                 match self.parking.park(publisher, msg).await {
                     Ok(_) => {
                         self.stats.parked(self.group);
-                        self.count(handler, "parked");
+                        self.count(item.handler_name(), "parked");
                         bounded(delivery.ack(BasicAckOptions::default())).await?;
                     }
                     Err(e) => {
                         // Nothing is lost: the message goes back and is tried again.
                         tracing::warn!(error = %e, "cannot park the message now; requeued");
                         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-                        bounded(channel.basic_nack(
-                            delivery.delivery_tag,
-                            BasicNackOptions {
-                                requeue: true,
-                                ..Default::default()
-                            },
-                        ))
-                        .await?;
+                        requeue().await?;
                     }
                 }
             }
         }
         Ok(())
     }
+}
 
-    /// Decodes, routes and applies one message; `handler` is set to the handler's name once known.
-    async fn apply(
-        &self,
-        routing_key: &str,
-        body: &[u8],
-        attempt: u32,
-        trace: &str,
-        handler_name: &mut &'static str,
-    ) -> Verdict {
-        let event = match Envelope::decode(body) {
-            Ok(e) => e,
-            Err(e) => return Verdict::Park(e.to_string(), None),
-        };
-        let (event_type, handler) = match self.router.route(routing_key) {
-            Ok(r) => r,
-            Err(e) => return Verdict::Park(e.to_string(), Some(event.event_id)),
-        };
-        *handler_name = handler.name();
-        if event_type != event.event_type {
-            return Verdict::Park(
-                format!(
-                    "routing key {routing_key} does not match event_type {}",
-                    event.event_type
-                ),
-                Some(event.event_id),
-            );
-        }
-        let span = tracing::info_span!(
-            "handle_event",
-            handler = handler.name(),
-            event_id = %event.event_id,
-            event_type = %event.event_type,
-            correlation_id = event.correlation_id.as_deref().unwrap_or(""),
-            version = event.version,
-            attempt,
-            traceparent = trace,
-        );
-        let result = {
-            use tracing::Instrument;
-            handler.apply(&event).instrument(span.clone()).await
-        };
-        match result {
-            Ok(outcome) => {
-                let lag = (Utc::now() - event.occurred_at).num_milliseconds();
-                span.in_scope(|| tracing::info!(?outcome, lag_ms = lag, "event handled"));
-                Verdict::Done(outcome, lag)
-            }
-            Err(HandlerError::Permanent(m)) => Verdict::Park(m, Some(event.event_id)),
-            Err(HandlerError::Unavailable(m)) => Verdict::Wait(m),
-            Err(HandlerError::Transient(m)) if attempt >= self.max_attempts => Verdict::Park(
-                format!("gave up after {attempt} attempts: {m}"),
-                Some(event.event_id),
-            ),
-            Err(HandlerError::Transient(m)) => Verdict::Retry(m),
-        }
+/// One delivery on its way through a batch.
+struct Item {
+    delivery: Delivery,
+    routing_key: String,
+    attempt: u32,
+    trace: String,
+    handler: Option<Arc<dyn EventHandler>>,
+    event: Option<Envelope>,
+    /// `None` until applied (or while its store is unavailable).
+    verdict: Option<Verdict>,
+}
+
+impl Item {
+    fn handler_name(&self) -> &'static str {
+        self.handler.as_ref().map_or("none", |h| h.name())
     }
 }
 

@@ -79,11 +79,24 @@ async fn replay_rebuilds_wiped_projections() {
     seed(&stack).await;
     wipe(&stack).await;
     assert!(!report(&stack).await.is_clean(), "the wipe is drift");
+    // Users through the command, courses through the admin API.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_zealsync"))
+        .args(["replay", "--aggregate", "user"])
+        .envs(cli_env(&stack.settings))
+        .output()
+        .await
+        .expect("run replay");
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("queued 2 user and 0 course snapshot events"),
+        "{out:?}"
+    );
     let res = stack
         .publisher
         .client
         .post(format!("{}/admin/replay", stack.publisher.address))
         .bearer_auth("test-admin-token")
+        .json(&json!({"aggregate_type": "course"}))
         .send()
         .await
         .expect("send");

@@ -1,4 +1,5 @@
-//! `UserCache` and `CourseCache`: the Redis projections of users and courses.
+//! `UserCache` and `CourseCache`: the Redis projections of users and courses. A batch of
+//! events is one pipeline of version-checked script calls: one round trip for many events.
 
 use futures_util::future::BoxFuture;
 use redis::Script;
@@ -37,6 +38,63 @@ fn deleted_flag(event: &Envelope) -> &'static str {
     }
 }
 
+/// One script call: its keys and arguments.
+struct Call {
+    keys: Vec<String>,
+    args: Vec<String>,
+}
+
+/// Runs `calls` of `script` in one pipeline (loading the script once if Redis lost it).
+async fn run_calls(
+    pool: &deadpool_redis::Pool,
+    script: &Script,
+    calls: Vec<Result<Call, HandlerError>>,
+) -> Vec<Result<Outcome, HandlerError>> {
+    let mut pipe = redis::pipe();
+    for call in calls.iter().flatten() {
+        pipe.cmd("EVALSHA")
+            .arg(script.get_hash())
+            .arg(call.keys.len())
+            .arg(&call.keys)
+            .arg(&call.args);
+    }
+    let run = async {
+        let mut conn = pool.get().await?;
+        let codes: Result<Vec<i64>, redis::RedisError> = pipe.query_async(&mut *conn).await;
+        match codes {
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                script.load_async(&mut *conn).await?;
+                Ok(pipe.query_async(&mut *conn).await?)
+            }
+            other => Ok::<_, HandlerError>(other?),
+        }
+    };
+    let codes = match run.await {
+        Ok(c) => c,
+        Err(e) => {
+            let msg = e.to_string();
+            let unavailable = matches!(e, HandlerError::Unavailable(_));
+            return calls
+                .into_iter()
+                .map(|c| {
+                    c.and_then(|_| {
+                        Err(if unavailable {
+                            HandlerError::Unavailable(msg.clone())
+                        } else {
+                            HandlerError::Transient(msg.clone())
+                        })
+                    })
+                })
+                .collect();
+        }
+    };
+    let mut codes = codes.into_iter();
+    calls
+        .into_iter()
+        .map(|c| c.map(|_| outcome(codes.next().unwrap_or(-1))))
+        .collect()
+}
+
 /// Keeps `<prefix>:user:<id>` equal to the publisher's users.
 pub struct UserCache {
     pool: deadpool_redis::Pool,
@@ -54,27 +112,28 @@ impl UserCache {
         }
     }
 
-    async fn apply_event(&self, event: &Envelope) -> Result<Outcome, HandlerError> {
+    fn call(&self, event: &Envelope) -> Result<Call, HandlerError> {
         let user: UserData = read(event, |u: &UserData| u.id)?;
-        let mut conn = self.pool.get().await?;
-        let mut inv = self.script.key(self.keys.user(user.id));
-        inv.arg(event.version)
-            .arg(self.keys.changes())
-            .arg(notification(event))
-            .arg("id")
-            .arg(user.id.to_string())
-            .arg("email")
-            .arg(user.email)
-            .arg("name")
-            .arg(user.name)
-            .arg("role")
-            .arg(user.role)
-            .arg("deleted")
-            .arg(deleted_flag(event))
-            .arg("occurred_at")
-            .arg(event.occurred_at.to_rfc3339());
-        let code: i64 = inv.invoke_async(&mut *conn).await?;
-        Ok(outcome(code))
+        Ok(Call {
+            keys: vec![self.keys.user(user.id)],
+            args: vec![
+                event.version.to_string(),
+                self.keys.changes(),
+                notification(event),
+                "id".into(),
+                user.id.to_string(),
+                "email".into(),
+                user.email,
+                "name".into(),
+                user.name,
+                "role".into(),
+                user.role,
+                "deleted".into(),
+                deleted_flag(event).into(),
+                "occurred_at".into(),
+                event.occurred_at.to_rfc3339(),
+            ],
+        })
     }
 }
 
@@ -84,7 +143,22 @@ impl EventHandler for UserCache {
     }
 
     fn apply<'a>(&'a self, event: &'a Envelope) -> BoxFuture<'a, Result<Outcome, HandlerError>> {
-        Box::pin(self.apply_event(event))
+        Box::pin(async move {
+            let mut r = run_calls(&self.pool, &self.script, vec![self.call(event)]).await;
+            r.pop()
+                .unwrap_or_else(|| Err(HandlerError::Transient("no result".into())))
+        })
+    }
+
+    fn apply_batch<'a>(
+        &'a self,
+        events: &'a [&'a Envelope],
+    ) -> BoxFuture<'a, Vec<Result<Outcome, HandlerError>>> {
+        Box::pin(run_calls(
+            &self.pool,
+            &self.script,
+            events.iter().map(|e| self.call(e)).collect(),
+        ))
     }
 }
 
@@ -105,32 +179,35 @@ impl CourseCache {
         }
     }
 
-    async fn apply_event(&self, event: &Envelope) -> Result<Outcome, HandlerError> {
+    fn call(&self, event: &Envelope) -> Result<Call, HandlerError> {
         let course: CourseData = read(event, |c: &CourseData| c.id)?;
-        let mut conn = self.pool.get().await?;
-        let mut inv = self.script.key(self.keys.course(course.id));
-        inv.key(self.keys.instructor_courses(course.instructor_id))
-            .arg(event.version)
-            .arg(self.keys.changes())
-            .arg(notification(event))
-            .arg(self.keys.instructor_prefix())
-            .arg(course.id.to_string())
-            .arg(deleted_flag(event))
-            .arg(course.instructor_id.to_string())
-            .arg("id")
-            .arg(course.id.to_string())
-            .arg("title")
-            .arg(course.title)
-            .arg("description")
-            .arg(course.description)
-            .arg("instructor_id")
-            .arg(course.instructor_id.to_string())
-            .arg("deleted")
-            .arg(deleted_flag(event))
-            .arg("occurred_at")
-            .arg(event.occurred_at.to_rfc3339());
-        let code: i64 = inv.invoke_async(&mut *conn).await?;
-        Ok(outcome(code))
+        Ok(Call {
+            keys: vec![
+                self.keys.course(course.id),
+                self.keys.instructor_courses(course.instructor_id),
+            ],
+            args: vec![
+                event.version.to_string(),
+                self.keys.changes(),
+                notification(event),
+                self.keys.instructor_prefix(),
+                course.id.to_string(),
+                deleted_flag(event).into(),
+                course.instructor_id.to_string(),
+                "id".into(),
+                course.id.to_string(),
+                "title".into(),
+                course.title,
+                "description".into(),
+                course.description,
+                "instructor_id".into(),
+                course.instructor_id.to_string(),
+                "deleted".into(),
+                deleted_flag(event).into(),
+                "occurred_at".into(),
+                event.occurred_at.to_rfc3339(),
+            ],
+        })
     }
 }
 
@@ -140,6 +217,21 @@ impl EventHandler for CourseCache {
     }
 
     fn apply<'a>(&'a self, event: &'a Envelope) -> BoxFuture<'a, Result<Outcome, HandlerError>> {
-        Box::pin(self.apply_event(event))
+        Box::pin(async move {
+            let mut r = run_calls(&self.pool, &self.script, vec![self.call(event)]).await;
+            r.pop()
+                .unwrap_or_else(|| Err(HandlerError::Transient("no result".into())))
+        })
+    }
+
+    fn apply_batch<'a>(
+        &'a self,
+        events: &'a [&'a Envelope],
+    ) -> BoxFuture<'a, Vec<Result<Outcome, HandlerError>>> {
+        Box::pin(run_calls(
+            &self.pool,
+            &self.script,
+            events.iter().map(|e| self.call(e)).collect(),
+        ))
     }
 }

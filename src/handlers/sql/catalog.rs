@@ -4,11 +4,12 @@
 use chrono::Utc;
 use futures_util::future::BoxFuture;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
-use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait, TransactionTrait};
+use sea_orm::{ActiveValue::Set, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait};
+use uuid::Uuid;
 
 use crate::entities::subscriber::{course_catalog, profiles};
+use crate::handlers::sql::batch::{SqlProjection, apply_many, apply_one};
 use crate::handlers::sql::data::{CourseData, read};
-use crate::handlers::sql::inbox;
 use crate::handlers::{EventHandler, HandlerError, Outcome};
 use crate::rabbitmq::envelope::{Action, Envelope};
 
@@ -23,22 +24,21 @@ impl CatalogProjection {
         Self { db }
     }
 
-    async fn apply_event(&self, event: &Envelope) -> Result<Outcome, HandlerError> {
-        let course: CourseData = read(event, |c: &CourseData| c.id)?;
+    async fn upsert(
+        &self,
+        txn: &DatabaseTransaction,
+        event: &Envelope,
+        course: &CourseData,
+    ) -> Result<Outcome, DbErr> {
         let deleted = event.event_type.action == Action::Deleted;
-        let txn = self.db.begin().await?;
-        if !inbox::record(&txn, event.event_id, self.name()).await? {
-            return Ok(Outcome::Duplicate);
-        }
-        // Same lock as the profile side: a rename cannot slip between our read and our write.
-        inbox::lock_instructor(&txn, course.instructor_id).await?;
+        // Under the instructor's lock: a rename cannot slip between this read and the write.
         let instructor = profiles::Entity::find_by_id(course.instructor_id)
-            .one(&txn)
+            .one(txn)
             .await?;
         let row = course_catalog::ActiveModel {
             course_id: Set(course.id),
-            title: Set(course.title),
-            description: Set(course.description),
+            title: Set(course.title.clone()),
+            description: Set(course.description.clone()),
             instructor_id: Set(course.instructor_id),
             instructor_name: Set(instructor.as_ref().map(|p| p.name.clone())),
             instructor_version: Set(instructor.as_ref().map(|p| p.source_version)),
@@ -70,14 +70,42 @@ impl CatalogProjection {
                     )
                     .to_owned(),
             )
-            .exec_without_returning(&txn)
+            .exec_without_returning(txn)
             .await?;
-        txn.commit().await?;
         Ok(if applied == 0 {
             Outcome::Stale
         } else {
             Outcome::Applied
         })
+    }
+}
+
+impl SqlProjection for CatalogProjection {
+    type Data = CourseData;
+
+    fn handler_name(&self) -> &'static str {
+        "course_catalog"
+    }
+
+    fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    fn prepare(&self, event: &Envelope) -> Result<CourseData, HandlerError> {
+        read(event, |c: &CourseData| c.id)
+    }
+
+    fn lock_key(&self, data: &CourseData) -> Uuid {
+        data.instructor_id
+    }
+
+    fn write<'a>(
+        &'a self,
+        txn: &'a DatabaseTransaction,
+        event: &'a Envelope,
+        data: &'a CourseData,
+    ) -> BoxFuture<'a, Result<Outcome, DbErr>> {
+        Box::pin(self.upsert(txn, event, data))
     }
 }
 
@@ -87,6 +115,13 @@ impl EventHandler for CatalogProjection {
     }
 
     fn apply<'a>(&'a self, event: &'a Envelope) -> BoxFuture<'a, Result<Outcome, HandlerError>> {
-        Box::pin(self.apply_event(event))
+        Box::pin(apply_one(self, event))
+    }
+
+    fn apply_batch<'a>(
+        &'a self,
+        events: &'a [&'a Envelope],
+    ) -> BoxFuture<'a, Vec<Result<Outcome, HandlerError>>> {
+        Box::pin(apply_many(self, events))
     }
 }

@@ -1,5 +1,6 @@
 //! SQL projections in the subscriber's database: `profiles` and `course_catalog`.
 
+pub mod batch;
 pub mod catalog;
 pub mod data;
 pub mod inbox;

@@ -5,12 +5,14 @@ use chrono::Utc;
 use futures_util::future::BoxFuture;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
+    QueryFilter,
 };
+use uuid::Uuid;
 
 use crate::entities::subscriber::{course_catalog, profiles};
+use crate::handlers::sql::batch::{SqlProjection, apply_many, apply_one};
 use crate::handlers::sql::data::{UserData, read};
-use crate::handlers::sql::inbox;
 use crate::handlers::{EventHandler, HandlerError, Outcome};
 use crate::rabbitmq::envelope::{Action, Envelope};
 
@@ -25,20 +27,19 @@ impl ProfileProjection {
         Self { db }
     }
 
-    async fn apply_event(&self, event: &Envelope) -> Result<Outcome, HandlerError> {
-        let user: UserData = read(event, |u: &UserData| u.id)?;
+    async fn upsert(
+        &self,
+        txn: &DatabaseTransaction,
+        event: &Envelope,
+        user: &UserData,
+    ) -> Result<Outcome, DbErr> {
         let deleted = event.event_type.action == Action::Deleted;
-        let txn = self.db.begin().await?;
-        if !inbox::record(&txn, event.event_id, self.name()).await? {
-            return Ok(Outcome::Duplicate);
-        }
-        inbox::lock_instructor(&txn, user.id).await?;
         let now = Utc::now();
         let row = profiles::ActiveModel {
             user_id: Set(user.id),
-            email: Set(user.email),
+            email: Set(user.email.clone()),
             name: Set(user.name.clone()),
-            role: Set(user.role),
+            role: Set(user.role.clone()),
             source_version: Set(event.version),
             deleted: Set(deleted),
             occurred_at: Set(event.occurred_at),
@@ -62,18 +63,17 @@ impl ProfileProjection {
                     )
                     .to_owned(),
             )
-            .exec_without_returning(&txn)
+            .exec_without_returning(txn)
             .await?;
         if applied == 0 {
-            // Keep the inbox record: this event has been handled (as stale).
-            txn.commit().await?;
+            // The inbox record stays: this event has been handled (as stale).
             return Ok(Outcome::Stale);
         }
         // The instructor's name converges from this side too, guarded by the user's version.
         course_catalog::Entity::update_many()
             .col_expr(
                 course_catalog::Column::InstructorName,
-                Expr::value(user.name),
+                Expr::value(user.name.clone()),
             )
             .col_expr(
                 course_catalog::Column::InstructorVersion,
@@ -86,10 +86,38 @@ impl ProfileProjection {
                     .is_null()
                     .or(course_catalog::Column::InstructorVersion.lt(event.version)),
             )
-            .exec(&txn)
+            .exec(txn)
             .await?;
-        txn.commit().await?;
         Ok(Outcome::Applied)
+    }
+}
+
+impl SqlProjection for ProfileProjection {
+    type Data = UserData;
+
+    fn handler_name(&self) -> &'static str {
+        "profiles"
+    }
+
+    fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    fn prepare(&self, event: &Envelope) -> Result<UserData, HandlerError> {
+        read(event, |u: &UserData| u.id)
+    }
+
+    fn lock_key(&self, data: &UserData) -> Uuid {
+        data.id
+    }
+
+    fn write<'a>(
+        &'a self,
+        txn: &'a DatabaseTransaction,
+        event: &'a Envelope,
+        data: &'a UserData,
+    ) -> BoxFuture<'a, Result<Outcome, DbErr>> {
+        Box::pin(self.upsert(txn, event, data))
     }
 }
 
@@ -99,6 +127,13 @@ impl EventHandler for ProfileProjection {
     }
 
     fn apply<'a>(&'a self, event: &'a Envelope) -> BoxFuture<'a, Result<Outcome, HandlerError>> {
-        Box::pin(self.apply_event(event))
+        Box::pin(apply_one(self, event))
+    }
+
+    fn apply_batch<'a>(
+        &'a self,
+        events: &'a [&'a Envelope],
+    ) -> BoxFuture<'a, Vec<Result<Outcome, HandlerError>>> {
+        Box::pin(apply_many(self, events))
     }
 }
