@@ -91,7 +91,7 @@ enum BenchCommand {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings = match Settings::load() {
+    let mut settings = match Settings::load() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");
@@ -107,6 +107,10 @@ async fn main() -> ExitCode {
         Command::Verify { .. } => "verify",
         Command::Bench { .. } => "bench",
     };
+    if matches!(cli.command, Command::Bench { .. }) {
+        // Benchmarks print a table on stdout; only warnings go to the log.
+        settings.log.level = "warn".into();
+    }
     let _guard = logging::init(&settings.log, stem);
     tracing::info!(settings = ?settings, "starting {stem}");
     let result = match cli.command {

@@ -281,7 +281,14 @@ async fn redis_hashes(
     let pattern = stores.keys.pattern(kind);
     let mut keys: Vec<String> = Vec::new();
     {
-        let mut iter: redis::AsyncIter<String> = stores.redis.scan_match(&pattern).await?;
+        let mut iter: redis::AsyncIter<String> = stores
+            .redis
+            .scan_options(
+                redis::ScanOptions::default()
+                    .with_pattern(pattern)
+                    .with_count(1000),
+            )
+            .await?;
         while let Some(k) = futures_util::StreamExt::next(&mut iter).await {
             keys.push(k?);
         }

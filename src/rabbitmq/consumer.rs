@@ -258,6 +258,7 @@ impl QueueConsumer {
                 .filter_map(|n| items[*n].event.as_ref())
                 .collect();
             let results = handler.apply_batch(&events).await;
+            let mut handled: Vec<String> = Vec::with_capacity(results.len());
             for (n, result) in idx.into_iter().zip(results) {
                 let item = &mut items[n];
                 let Some(event) = item.event.as_ref() else {
@@ -266,7 +267,8 @@ impl QueueConsumer {
                 item.verdict = match result {
                     Ok(outcome) => {
                         let lag = (Utc::now() - event.occurred_at).num_milliseconds();
-                        tracing::info!(
+                        handled.push(event.correlation_id.clone().unwrap_or_default());
+                        tracing::debug!(
                             handler = handler.name(),
                             event_id = %event.event_id,
                             event_type = %event.event_type,
@@ -293,6 +295,16 @@ impl QueueConsumer {
                     }
                     Err(HandlerError::Transient(m)) => Some(Verdict::Retry(m)),
                 };
+            }
+            if !handled.is_empty() {
+                // One line per batch and handler; `grep <request id> logs/*` still finds it.
+                tracing::info!(
+                    queue = %self.queue(),
+                    handler = handler.name(),
+                    events = handled.len(),
+                    correlation_ids = %handled.join(","),
+                    "events handled"
+                );
             }
         }
         unavailable

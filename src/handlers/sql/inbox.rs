@@ -30,6 +30,64 @@ pub async fn record<C: ConnectionTrait>(
     Ok(res.rows_affected() == 1)
 }
 
+/// Records many events of `handler` at once; returns the ids that were new.
+pub async fn record_many<C: ConnectionTrait>(
+    conn: &C,
+    event_ids: impl Iterator<Item = Uuid>,
+    handler: &str,
+) -> Result<std::collections::HashSet<Uuid>, DbErr> {
+    let now = Utc::now();
+    let mut q = Query::insert();
+    q.into_table(Alias::new("processed_events")).columns([
+        Alias::new("event_id"),
+        Alias::new("handler"),
+        Alias::new("processed_at"),
+    ]);
+    let mut any = false;
+    for id in event_ids {
+        q.values_panic([id.into(), handler.into(), now.into()]);
+        any = true;
+    }
+    if !any {
+        return Ok(Default::default());
+    }
+    q.on_conflict(
+        OnConflict::columns([Alias::new("event_id"), Alias::new("handler")])
+            .do_nothing()
+            .to_owned(),
+    )
+    .returning_col(Alias::new("event_id"));
+    let rows = conn.query_all(&q).await?;
+    rows.iter()
+        .map(|r| r.try_get::<Uuid>("", "event_id"))
+        .collect()
+}
+
+/// Takes the locks of many instructors in one statement, in id order (no deadlock between
+/// concurrent batches). PostgreSQL only; SQLite has a single writer already.
+pub async fn lock_instructors<C: ConnectionTrait>(
+    conn: &C,
+    ids: impl Iterator<Item = Uuid>,
+) -> Result<(), DbErr> {
+    if conn.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let mut ids: Vec<String> = ids.map(|u| u.to_string()).collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    // UUIDs printed by `Uuid` are hex and dashes only: safe to inline.
+    let values: Vec<String> = ids.iter().map(|id| format!("('{id}')")).collect();
+    conn.execute_unprepared(&format!(
+        "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM (VALUES {}) AS t(k) ORDER BY k",
+        values.join(",")
+    ))
+    .await?;
+    Ok(())
+}
+
 /// Serialises handlers that touch one instructor's rows (PostgreSQL advisory lock for the
 /// transaction; SQLite has a single writer already).
 pub async fn lock_instructor<C: ConnectionTrait>(
