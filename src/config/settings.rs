@@ -80,6 +80,14 @@ pub struct OutboxSettings {
     /// How often the retention sweep runs (published outbox rows, processed-event records).
     #[serde(default = "default_cleanup_interval_ms")]
     pub cleanup_interval_ms: u64,
+    /// Relay loops per publisher process (PostgreSQL; SQLite always uses one). Several loops
+    /// overlap their confirm waits; `FOR UPDATE SKIP LOCKED` keeps them off each other's rows.
+    #[serde(default = "default_relay_workers")]
+    pub relay_workers: usize,
+}
+
+fn default_relay_workers() -> usize {
+    1
 }
 
 fn default_cleanup_interval_ms() -> u64 {

@@ -27,7 +27,7 @@ pub struct PublisherApp {
     port: u16,
     server: Server,
     db: DatabaseConnection,
-    relay: JoinHandle<()>,
+    relays: Vec<JoinHandle<()>>,
     sweeper: JoinHandle<()>,
     stop: ShutdownTrigger,
 }
@@ -45,17 +45,27 @@ impl PublisherApp {
         let broker = LinkFlag::new("rabbitmq");
         let pool =
             amqp::pool(&settings.rabbitmq, "zealsync-publisher").map_err(StartupError::Broker)?;
-        let relay = OutboxRelay::new(
-            db.clone(),
-            pool,
-            Topology::new(&settings.rabbitmq, &settings.retry),
-            settings.outbox.clone(),
-            settings.rabbitmq.confirm_window,
-            wake.clone(),
-            broker.clone(),
-        );
         let (stop, signal) = shutdown::channel();
-        let relay = tokio::spawn(relay.run(signal.clone()));
+        let workers = if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+            settings.outbox.relay_workers.max(1)
+        } else {
+            1
+        };
+        let topology = Topology::new(&settings.rabbitmq, &settings.retry);
+        let relays: Vec<JoinHandle<()>> = (0..workers)
+            .map(|_| {
+                let relay = OutboxRelay::new(
+                    db.clone(),
+                    pool.clone(),
+                    topology.clone(),
+                    settings.outbox.clone(),
+                    settings.rabbitmq.confirm_window,
+                    wake.clone(),
+                    broker.clone(),
+                );
+                tokio::spawn(relay.run(signal.clone()))
+            })
+            .collect();
         let sweeper = {
             let db = db.clone();
             tokio::spawn(crate::retention::sweep(
@@ -95,7 +105,7 @@ impl PublisherApp {
             port,
             server,
             db,
-            relay,
+            relays,
             sweeper,
             stop,
         })
@@ -120,7 +130,9 @@ impl PublisherApp {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
         self.stop.trigger();
-        let _ = self.relay.await;
+        for r in self.relays {
+            let _ = r.await;
+        }
         let _ = self.sweeper.await;
         served
     }
