@@ -26,8 +26,54 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
                 .and_then(|b| b.install_recorder())
                 .map_err(|e| tracing::warn!(error = %e, "metrics recorder not installed"))
                 .ok()
+                .inspect(|_| describe())
         })
         .as_ref()
+}
+
+/// HELP texts, so the exposition passes `promtool check metrics`.
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "zealsync_http_requests_total",
+        "HTTP requests by route, method and status"
+    );
+    describe_histogram!(
+        "zealsync_http_request_duration_seconds",
+        Unit::Seconds,
+        "HTTP request latency"
+    );
+    describe_gauge!(
+        "zealsync_outbox_pending",
+        "Outbox rows not yet confirmed by the broker"
+    );
+    describe_gauge!(
+        "zealsync_outbox_oldest_pending_age_seconds",
+        Unit::Seconds,
+        "Age of the oldest pending outbox row"
+    );
+    describe_counter!(
+        "zealsync_events_published_total",
+        "Events published and confirmed by the broker"
+    );
+    describe_histogram!(
+        "zealsync_publish_confirm_seconds",
+        Unit::Seconds,
+        "Time to collect the confirms of one relay chunk"
+    );
+    describe_counter!(
+        "zealsync_events_consumed_total",
+        "Events handled by queue, handler and outcome"
+    );
+    describe_histogram!(
+        "zealsync_sync_lag_seconds",
+        Unit::Seconds,
+        "Commit time minus occurred_at of applied events"
+    );
+    describe_counter!(
+        "zealsync_reconnects_total",
+        "Reconnection attempts after a lost broker link"
+    );
 }
 
 /// The Prometheus text exposition of every metric recorded so far.
