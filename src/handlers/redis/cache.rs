@@ -39,9 +39,9 @@ fn deleted_flag(event: &Envelope) -> &'static str {
 }
 
 /// One script call: its keys and arguments.
-struct Call {
-    keys: Vec<String>,
-    args: Vec<String>,
+pub struct Call {
+    pub keys: Vec<String>,
+    pub args: Vec<String>,
 }
 
 /// Runs `calls` of `script` in one pipeline (loading the script once if Redis lost it).
@@ -95,30 +95,73 @@ async fn run_calls(
         .collect()
 }
 
-/// Keeps `<prefix>:user:<id>` equal to the publisher's users.
-pub struct UserCache {
+/// What differs between the user and the course projection: the script, and how an event
+/// becomes one call of it.
+pub trait CacheShape: Send + Sync + 'static {
+    /// The handler name (metrics label).
+    const NAME: &'static str;
+    /// The Lua source.
+    const SCRIPT: &'static str;
+    /// The script call that applies `event`; a misfit of `data` is permanent.
+    fn call(keys: &RedisKeys, event: &Envelope) -> Result<Call, HandlerError>;
+}
+
+/// A Redis projection of one aggregate: version-checked script calls, pipelined per batch.
+pub struct Cache<S: CacheShape> {
     pool: deadpool_redis::Pool,
     keys: RedisKeys,
     script: Script,
+    shape: std::marker::PhantomData<S>,
 }
 
-impl UserCache {
+impl<S: CacheShape> Cache<S> {
     /// The cache over `pool`, keys under `keys`.
     pub fn new(pool: deadpool_redis::Pool, keys: RedisKeys) -> Self {
         Self {
             pool,
             keys,
-            script: Script::new(UPSERT_HASH),
+            script: Script::new(S::SCRIPT),
+            shape: std::marker::PhantomData,
         }
     }
+}
 
-    fn call(&self, event: &Envelope) -> Result<Call, HandlerError> {
+impl<S: CacheShape> EventHandler for Cache<S> {
+    fn name(&self) -> &'static str {
+        S::NAME
+    }
+
+    fn apply<'a>(&'a self, event: &'a Envelope) -> BoxFuture<'a, Result<Outcome, HandlerError>> {
+        Box::pin(async move {
+            let mut r = run_calls(&self.pool, &self.script, vec![S::call(&self.keys, event)]).await;
+            r.pop()
+                .unwrap_or_else(|| Err(HandlerError::Transient("no result".into())))
+        })
+    }
+
+    fn apply_batch<'a>(
+        &'a self,
+        events: &'a [&'a Envelope],
+    ) -> BoxFuture<'a, Vec<Result<Outcome, HandlerError>>> {
+        let calls = events.iter().map(|e| S::call(&self.keys, e)).collect();
+        Box::pin(run_calls(&self.pool, &self.script, calls))
+    }
+}
+
+/// Users: `<prefix>:user:<id>`.
+pub struct Users;
+
+impl CacheShape for Users {
+    const NAME: &'static str = "redis_users";
+    const SCRIPT: &'static str = UPSERT_HASH;
+
+    fn call(keys: &RedisKeys, event: &Envelope) -> Result<Call, HandlerError> {
         let user: UserData = read(event, |u: &UserData| u.id)?;
         Ok(Call {
-            keys: vec![self.keys.user(user.id)],
+            keys: vec![keys.user(user.id)],
             args: vec![
                 event.version.to_string(),
-                self.keys.changes(),
+                keys.changes(),
                 notification(event),
                 "id".into(),
                 user.id.to_string(),
@@ -137,60 +180,25 @@ impl UserCache {
     }
 }
 
-impl EventHandler for UserCache {
-    fn name(&self) -> &'static str {
-        "redis_users"
-    }
+/// Courses: `<prefix>:course:<id>` and the instructors' course sets.
+pub struct Courses;
 
-    fn apply<'a>(&'a self, event: &'a Envelope) -> BoxFuture<'a, Result<Outcome, HandlerError>> {
-        Box::pin(async move {
-            let mut r = run_calls(&self.pool, &self.script, vec![self.call(event)]).await;
-            r.pop()
-                .unwrap_or_else(|| Err(HandlerError::Transient("no result".into())))
-        })
-    }
+impl CacheShape for Courses {
+    const NAME: &'static str = "redis_courses";
+    const SCRIPT: &'static str = UPSERT_COURSE;
 
-    fn apply_batch<'a>(
-        &'a self,
-        events: &'a [&'a Envelope],
-    ) -> BoxFuture<'a, Vec<Result<Outcome, HandlerError>>> {
-        Box::pin(run_calls(
-            &self.pool,
-            &self.script,
-            events.iter().map(|e| self.call(e)).collect(),
-        ))
-    }
-}
-
-/// Keeps `<prefix>:course:<id>` and the instructors' course sets equal to the publisher's courses.
-pub struct CourseCache {
-    pool: deadpool_redis::Pool,
-    keys: RedisKeys,
-    script: Script,
-}
-
-impl CourseCache {
-    /// The cache over `pool`, keys under `keys`.
-    pub fn new(pool: deadpool_redis::Pool, keys: RedisKeys) -> Self {
-        Self {
-            pool,
-            keys,
-            script: Script::new(UPSERT_COURSE),
-        }
-    }
-
-    fn call(&self, event: &Envelope) -> Result<Call, HandlerError> {
+    fn call(keys: &RedisKeys, event: &Envelope) -> Result<Call, HandlerError> {
         let course: CourseData = read(event, |c: &CourseData| c.id)?;
         Ok(Call {
             keys: vec![
-                self.keys.course(course.id),
-                self.keys.instructor_courses(course.instructor_id),
+                keys.course(course.id),
+                keys.instructor_courses(course.instructor_id),
             ],
             args: vec![
                 event.version.to_string(),
-                self.keys.changes(),
+                keys.changes(),
                 notification(event),
-                self.keys.instructor_prefix(),
+                keys.instructor_prefix(),
                 course.id.to_string(),
                 deleted_flag(event).into(),
                 course.instructor_id.to_string(),
@@ -211,27 +219,8 @@ impl CourseCache {
     }
 }
 
-impl EventHandler for CourseCache {
-    fn name(&self) -> &'static str {
-        "redis_courses"
-    }
+/// Keeps `<prefix>:user:<id>` equal to the publisher's users.
+pub type UserCache = Cache<Users>;
 
-    fn apply<'a>(&'a self, event: &'a Envelope) -> BoxFuture<'a, Result<Outcome, HandlerError>> {
-        Box::pin(async move {
-            let mut r = run_calls(&self.pool, &self.script, vec![self.call(event)]).await;
-            r.pop()
-                .unwrap_or_else(|| Err(HandlerError::Transient("no result".into())))
-        })
-    }
-
-    fn apply_batch<'a>(
-        &'a self,
-        events: &'a [&'a Envelope],
-    ) -> BoxFuture<'a, Vec<Result<Outcome, HandlerError>>> {
-        Box::pin(run_calls(
-            &self.pool,
-            &self.script,
-            events.iter().map(|e| self.call(e)).collect(),
-        ))
-    }
-}
+/// Keeps `<prefix>:course:<id>` and the instructors' course sets equal to the publisher's courses.
+pub type CourseCache = Cache<Courses>;
