@@ -6,10 +6,11 @@ use std::time::Instant;
 use futures_util::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
-use lapin::{BasicProperties, Connection, ConnectionProperties};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 
 use crate::bench::{BenchError, BenchReport, progress};
 use crate::config::{QueueType, Settings};
@@ -55,40 +56,58 @@ pub async fn run(settings: &Settings, n: u64, quiet: bool) -> Result<BenchReport
             durable: true,
             ..Default::default()
         },
-        args,
+        args.clone(),
     )
     .await?;
     let body = sample_body();
     let window = settings.rabbitmq.confirm_window.max(1) as u64;
     let bar = progress(n, "publish", quiet);
-    let start = Instant::now();
-    let mut sent = 0;
-    while sent < n {
-        let batch = window.min(n - sent);
-        let mut confirms = Vec::with_capacity(batch as usize);
-        for _ in 0..batch {
-            let props = BasicProperties::default()
-                .with_delivery_mode(2)
-                .with_content_type("application/json".into());
-            confirms.push(
-                ch.basic_publish(
-                    "".into(),
-                    queue.as_str().into(),
-                    BasicPublishOptions::default(),
-                    &body,
-                    props,
-                )
-                .await?,
-            );
-        }
-        for c in confirms {
-            c.await?;
-        }
-        sent += batch;
-        bar.inc(batch);
-    }
-    let publish_secs = start.elapsed().as_secs_f64();
+    let publish_secs = publish_all(&ch, "", &queue, &body, n, window, &bar).await?;
     bar.finish_and_clear();
+
+    // The relay's case: each event routed by a topic exchange to the two subscriber queues.
+    let exchange = format!("{queue}.events");
+    ch.exchange_declare(
+        exchange.as_str().into(),
+        lapin::ExchangeKind::Topic,
+        ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await?;
+    let fanout = [format!("{queue}.a"), format!("{queue}.b")];
+    for q in &fanout {
+        ch.queue_declare(
+            q.as_str().into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            args.clone(),
+        )
+        .await?;
+        ch.queue_bind(
+            q.as_str().into(),
+            exchange.as_str().into(),
+            "#".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    }
+    let bar = progress(n, "publish x2", quiet);
+    let fanout_secs = publish_all(&ch, &exchange, "user.created", &body, n, window, &bar).await?;
+    bar.finish_and_clear();
+    for q in &fanout {
+        let _ = ch
+            .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+            .await;
+    }
+    let _ = ch
+        .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+        .await;
 
     let consumer_ch = conn.create_channel().await?;
     consumer_ch
@@ -130,6 +149,11 @@ pub async fn run(settings: &Settings, n: u64, quiet: bool) -> Result<BenchReport
         "msg/s",
     );
     report.add(
+        format!("confirmed publishes/s to 2 bound queues (window {window})"),
+        n as f64 / fanout_secs,
+        "msg/s",
+    );
+    report.add(
         format!(
             "manual-ack consumes/s (prefetch {})",
             settings.rabbitmq.prefetch
@@ -139,4 +163,44 @@ pub async fn run(settings: &Settings, n: u64, quiet: bool) -> Result<BenchReport
     );
     report.check("all consumed", got == n);
     Ok(report)
+}
+
+/// Publishes `n` persistent copies of `body`, `window` at a time, each batch confirmed before
+/// the next; returns the seconds it took.
+async fn publish_all(
+    ch: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    n: u64,
+    window: u64,
+    bar: &indicatif::ProgressBar,
+) -> Result<f64, BenchError> {
+    let start = Instant::now();
+    let mut sent = 0;
+    while sent < n {
+        let batch = window.min(n - sent);
+        let mut confirms = Vec::with_capacity(batch as usize);
+        for _ in 0..batch {
+            let props = BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_content_type("application/json".into());
+            confirms.push(
+                ch.basic_publish(
+                    exchange.into(),
+                    routing_key.into(),
+                    BasicPublishOptions::default(),
+                    body,
+                    props,
+                )
+                .await?,
+            );
+        }
+        for c in confirms {
+            c.await?;
+        }
+        sent += batch;
+        bar.inc(batch);
+    }
+    Ok(start.elapsed().as_secs_f64())
 }

@@ -11,7 +11,7 @@ use crate::bench::{BenchError, BenchReport, progress};
 use crate::config::{Settings, database};
 use crate::links::LinkFlag;
 use crate::migration::PublisherMigrator;
-use crate::rabbitmq::amqp::{self, confirm_channel};
+use crate::rabbitmq::amqp;
 use crate::rabbitmq::envelope::{Action, AggregateType, Envelope, EventType};
 use crate::rabbitmq::producer::OutboxRelay;
 use crate::rabbitmq::topology::Topology;
@@ -53,33 +53,34 @@ pub async fn run(settings: &Settings, n: u64, quiet: bool) -> Result<BenchReport
 
     let pool = amqp::pool(&s.rabbitmq, "zealsync-bench").map_err(BenchError::Other)?;
     let topology = Topology::new(&s.rabbitmq, &s.retry);
+    let wake = Arc::new(Notify::new());
     let relay = OutboxRelay::new(
         db.clone(),
         pool.clone(),
         topology.clone(),
         s.outbox.clone(),
         s.rabbitmq.confirm_window,
-        Arc::new(Notify::new()),
+        wake.clone(),
         LinkFlag::new("rabbitmq"),
     );
-    let channel = confirm_channel(&pool, &topology)
-        .await
-        .map_err(|e| BenchError::Other(e.to_string()))?;
+    // The relay as the publisher runs it (pipelined rounds), timed until the outbox is empty.
+    let (stop, signal) = crate::shutdown::channel();
     let bar = progress(n, "relay", quiet);
     let start = Instant::now();
+    let task = tokio::spawn(relay.run(signal));
+    wake.notify_one();
     let mut published = 0;
-    loop {
-        let r = relay
-            .round(&channel)
-            .await
-            .map_err(|e| BenchError::Other(e.to_string()))?;
-        published += r.published as u64;
-        bar.inc(r.published as u64);
-        if r.claimed == 0 {
+    while published < n {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        published = n.saturating_sub(outbox::pending(&db).await?.max(0) as u64);
+        bar.set_position(published);
+        if task.is_finished() {
             break;
         }
     }
     let secs = start.elapsed().as_secs_f64();
+    stop.trigger();
+    let _ = task.await;
     bar.finish_and_clear();
     delete_queues(&s).await;
     scratch.drop_it(db).await;

@@ -1,18 +1,22 @@
 //! `OutboxRelay`: publishes outbox rows in order, with pipelined publisher confirms, and marks
 //! them published only after the broker confirms. Woken at once by a commit in this process,
 //! and polling for rows written by other instances or before a restart. On PostgreSQL, rows are
-//! claimed with `FOR UPDATE SKIP LOCKED`, so several publishers never publish the same row.
+//! claimed with `FOR UPDATE SKIP LOCKED`, so several publishers never publish the same row, and
+//! the next batch is claimed and published while the previous one awaits its confirms (up to
+//! `confirm_window` publishes in flight), so the database and the broker work side by side.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
 use lapin::options::BasicPublishOptions;
 use lapin::{Channel, PublisherConfirm};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use tokio::sync::Notify;
 
@@ -62,6 +66,16 @@ pub struct OutboxRelay {
     link: LinkFlag,
 }
 
+/// A claimed batch whose rows went to the broker and await their confirms.
+struct Sent {
+    /// Holds the rows' locks until they are marked (PostgreSQL); `None` on SQLite.
+    txn: Option<DatabaseTransaction>,
+    claimed: usize,
+    pending: Vec<(i64, PublisherConfirm)>,
+    /// Why publishing stopped early; the rows not sent stay pending.
+    error: Option<AmqpError>,
+}
+
 impl OutboxRelay {
     /// A relay over `db`, publishing through `pool` into `topology`'s exchange.
     pub fn new(
@@ -84,7 +98,26 @@ impl OutboxRelay {
         }
     }
 
-    /// Runs until `shutdown`: finishes the round in progress, then returns.
+    fn postgres(&self) -> bool {
+        self.db.get_database_backend() == DbBackend::Postgres
+    }
+
+    /// Rows claimed per round: a batch, never more than the confirm window.
+    fn round_size(&self) -> usize {
+        (self.settings.batch_size.max(1) as usize).min(self.window)
+    }
+
+    /// Rounds awaiting confirms at once: as many as the window holds. SQLite has no row locks
+    /// to keep two rounds apart, so it runs one at a time.
+    fn depth(&self) -> usize {
+        if self.postgres() {
+            (self.window / self.round_size()).max(1)
+        } else {
+            1
+        }
+    }
+
+    /// Runs until `shutdown`: finishes the rounds in flight, then returns.
     pub async fn run(self, mut shutdown: Shutdown) {
         let mut backoff = Backoff::default();
         let mut channel: Option<Channel> = None;
@@ -110,15 +143,8 @@ impl OutboxRelay {
                     }
                 },
             };
-            match self.round(&ch).await {
-                Ok(r) if r.claimed as u64 >= self.settings.batch_size => continue,
-                Ok(_) => {
-                    tokio::select! {
-                        _ = self.wake.notified() => {}
-                        _ = tokio::time::sleep(poll) => {}
-                        _ = shutdown.wait() => {}
-                    }
-                }
+            match self.pump(&ch, poll, &mut shutdown).await {
+                Ok(()) => break,
                 Err(RelayError::Broker(e)) => {
                     self.link.set(false);
                     channel = None;
@@ -135,104 +161,116 @@ impl OutboxRelay {
         tracing::info!("relay stopped");
     }
 
-    /// Claims one batch, publishes it and marks what the broker confirmed.
+    /// Claims and publishes rounds while earlier ones await their confirms, and marks each
+    /// round in order as its confirms arrive. Returns `Ok` on shutdown, once the rounds in
+    /// flight are settled, or the first failure, once the others are.
+    async fn pump(
+        &self,
+        channel: &Channel,
+        poll: Duration,
+        shutdown: &mut Shutdown,
+    ) -> Result<(), RelayError> {
+        let depth = self.depth();
+        let mut inflight = FuturesOrdered::new();
+        let mut failure: Option<RelayError> = None;
+        // Whether rows may be waiting: after a full round, a wake-up or a poll tick.
+        let mut more = true;
+        loop {
+            let stopping = shutdown.is_stopping() || failure.is_some();
+            if more && !stopping && inflight.len() < depth {
+                match self.send_round(channel).await {
+                    Ok(sent) => {
+                        more = sent.claimed >= self.round_size() && sent.error.is_none();
+                        if sent.claimed == 0 {
+                            sent.close().await;
+                        } else {
+                            inflight.push_back(self.settle(sent));
+                        }
+                    }
+                    Err(e) => failure = Some(e),
+                }
+                continue;
+            }
+            if inflight.is_empty() {
+                if let Some(e) = failure {
+                    return Err(e);
+                }
+                if shutdown.is_stopping() {
+                    return Ok(());
+                }
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(poll) => {}
+                    _ = shutdown.wait() => {}
+                }
+                more = true;
+                continue;
+            }
+            let room = !more && !stopping && inflight.len() < depth;
+            tokio::select! {
+                settled = inflight.next() => {
+                    if let Some(Err(e)) = settled {
+                        failure.get_or_insert(e);
+                    }
+                }
+                _ = self.wake.notified(), if room => more = true,
+            }
+        }
+    }
+
+    /// One round without pipelining: claims one batch, publishes it and marks what the broker
+    /// confirmed.
     pub async fn round(&self, channel: &Channel) -> Result<RoundReport, RelayError> {
-        if self.db.get_database_backend() == DbBackend::Postgres {
-            // Row locks held until commit: other relays skip these rows.
+        let sent = self.send_round(channel).await?;
+        self.settle(sent).await
+    }
+
+    /// Claims up to a round of pending rows (locked on PostgreSQL) and publishes them without
+    /// waiting for the confirms.
+    async fn send_round(&self, channel: &Channel) -> Result<Sent, RelayError> {
+        let txn = if self.postgres() {
             let txn = self.db.begin().await?;
             // Losing this commit in a database crash only means publishing the rows again,
             // which consumers absorb (inbox + version guards): no need to wait for the fsync.
             txn.execute_unprepared("SET LOCAL synchronous_commit = off")
                 .await?;
-            let report = self.claim_and_publish(&txn, channel, true).await;
-            txn.commit().await?;
-            report
+            Some(txn)
         } else {
             // SQLite has one writer connection: do not hold it while waiting on the broker.
-            self.claim_and_publish(&self.db, channel, false).await
-        }
-    }
-
-    async fn claim_and_publish<C: ConnectionTrait>(
-        &self,
-        conn: &C,
-        channel: &Channel,
-        lock: bool,
-    ) -> Result<RoundReport, RelayError> {
+            None
+        };
         let mut q = outbox::Entity::find()
             .filter(outbox::Column::PublishedAt.is_null())
             .order_by_asc(outbox::Column::Id)
-            .limit(self.settings.batch_size);
-        if lock {
-            q = q.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
-        }
-        let rows = q.all(conn).await?;
-        let mut report = RoundReport {
-            claimed: rows.len(),
-            published: 0,
+            .limit(self.round_size() as u64);
+        let rows = match &txn {
+            Some(txn) => {
+                // Row locks held until commit: other relays, and this relay's next round, skip
+                // these rows.
+                q = q.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+                q.all(txn).await?
+            }
+            None => q.all(&self.db).await?,
         };
-        let mut first_error = None;
-        for chunk in rows.chunks(self.window) {
-            let (confirmed, error) = self.publish_chunk(channel, chunk).await;
-            if !confirmed.is_empty() {
-                outbox::Entity::update_many()
-                    .col_expr(outbox::Column::PublishedAt, Expr::value(Utc::now()))
-                    .filter(outbox::Column::Id.is_in(confirmed.iter().copied()))
-                    .exec(conn)
-                    .await?;
-                report.published += confirmed.len();
-            }
-            if let Some(e) = error {
-                first_error = Some(e);
-                break;
-            }
-        }
-        match first_error {
-            Some(e) => Err(e.into()),
-            None => Ok(report),
-        }
+        let (pending, error) = self.publish(channel, &rows).await;
+        Ok(Sent {
+            txn,
+            claimed: rows.len(),
+            pending,
+            error,
+        })
     }
 
-    /// Publishes `rows` without waiting, then collects every confirm. Returns the ids the
-    /// broker confirmed, and the error that stopped it if any.
-    async fn publish_chunk(
-        &self,
-        channel: &Channel,
-        rows: &[outbox::Model],
-    ) -> (Vec<i64>, Option<AmqpError>) {
-        let exchange = self.topology.exchange();
-        let mut pending: Vec<(i64, PublisherConfirm)> = Vec::with_capacity(rows.len());
-        let mut error = None;
-        for row in rows {
-            let meta: EnvelopeMeta = match serde_json::from_str(&row.payload) {
-                Ok(m) => m,
-                Err(e) => {
-                    // Written by this service, so this cannot happen short of manual edits.
-                    tracing::error!(outbox_id = row.id, error = %e, "outbox row is not an envelope; skipped");
-                    continue;
-                }
-            };
-            let published = bounded(channel.basic_publish(
-                exchange.as_str().into(),
-                row.routing_key.as_str().into(),
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..Default::default()
-                },
-                row.payload.as_bytes(),
-                event_properties(&meta),
-            ))
-            .await;
-            match published {
-                Ok(confirm) => pending.push((row.id, confirm)),
-                Err(e) => {
-                    error = Some(e);
-                    break;
-                }
-            }
-        }
+    /// Waits for a round's confirms, marks the confirmed rows published and commits.
+    async fn settle(&self, sent: Sent) -> Result<RoundReport, RelayError> {
+        let Sent {
+            txn,
+            claimed,
+            pending,
+            mut error,
+        } = sent;
         let mut confirmed = Vec::with_capacity(pending.len());
-        let waiting = std::time::Instant::now();
+        let waiting = Instant::now();
         for (id, confirm) in pending {
             if error.is_some() {
                 // The link already failed: unconfirmed rows stay pending for the next attempt.
@@ -257,7 +295,71 @@ impl OutboxRelay {
         }
         metrics::histogram!("zealsync_publish_confirm_seconds")
             .record(waiting.elapsed().as_secs_f64());
+        if !confirmed.is_empty() {
+            let mark = outbox::Entity::update_many()
+                .col_expr(outbox::Column::PublishedAt, Expr::value(Utc::now()))
+                .filter(outbox::Column::Id.is_in(confirmed.iter().copied()));
+            match &txn {
+                Some(txn) => mark.exec(txn).await?,
+                None => mark.exec(&self.db).await?,
+            };
+        }
+        if let Some(txn) = txn {
+            txn.commit().await?;
+        }
         metrics::counter!("zealsync_events_published_total").increment(confirmed.len() as u64);
-        (confirmed, error)
+        match error {
+            Some(e) => Err(e.into()),
+            None => Ok(RoundReport {
+                claimed,
+                published: confirmed.len(),
+            }),
+        }
+    }
+
+    /// Publishes `rows` without waiting. Returns their confirms, and the error that stopped it
+    /// if any.
+    async fn publish(
+        &self,
+        channel: &Channel,
+        rows: &[outbox::Model],
+    ) -> (Vec<(i64, PublisherConfirm)>, Option<AmqpError>) {
+        let exchange = self.topology.exchange();
+        let mut pending: Vec<(i64, PublisherConfirm)> = Vec::with_capacity(rows.len());
+        for row in rows {
+            let meta: EnvelopeMeta = match serde_json::from_str(&row.payload) {
+                Ok(m) => m,
+                Err(e) => {
+                    // Written by this service, so this cannot happen short of manual edits.
+                    tracing::error!(outbox_id = row.id, error = %e, "outbox row is not an envelope; skipped");
+                    continue;
+                }
+            };
+            let published = bounded(channel.basic_publish(
+                exchange.as_str().into(),
+                row.routing_key.as_str().into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                row.payload.as_bytes(),
+                event_properties(&meta),
+            ))
+            .await;
+            match published {
+                Ok(confirm) => pending.push((row.id, confirm)),
+                Err(e) => return (pending, Some(e)),
+            }
+        }
+        (pending, None)
+    }
+}
+
+impl Sent {
+    /// Ends an empty round.
+    async fn close(self) {
+        if let Some(txn) = self.txn {
+            let _ = txn.commit().await;
+        }
     }
 }

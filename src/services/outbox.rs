@@ -38,6 +38,20 @@ pub struct OutboxStats {
     pub published_total: i64,
 }
 
+/// Counts the rows still to publish (through the partial index on pending rows).
+pub async fn pending<C: ConnectionTrait>(conn: &C) -> Result<i64, DbErr> {
+    let row = conn
+        .query_one_raw(Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM outbox WHERE published_at IS NULL",
+        ))
+        .await?;
+    match row {
+        Some(r) => r.try_get::<i64>("", "n"),
+        None => Ok(0),
+    }
+}
+
 /// Counts pending and published rows and the age of the oldest pending one.
 pub async fn stats<C: ConnectionTrait>(conn: &C) -> Result<OutboxStats, DbErr> {
     let backend = conn.get_database_backend();

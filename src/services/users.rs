@@ -27,8 +27,8 @@ pub async fn create(
             "email, name and role are required",
         ));
     };
+    // The unique index on email is the check: no read before the insert.
     let txn = db.begin().await?;
-    ensure_email_free(&txn, &email, None).await?;
     let now = Utc::now().trunc_subsecs(6);
     let model = users::Model {
         id: Uuid::now_v7(),
@@ -42,7 +42,12 @@ pub async fn create(
     users::Entity::insert(users::ActiveModel::from(model.clone()))
         .exec_without_returning(&txn)
         .await
-        .map_err(unique_to_conflict)?;
+        .map_err(|e| match unique_to_conflict(e) {
+            ServiceError::Conflict(_) => {
+                ServiceError::Conflict(format!("a user with email {} already exists", model.email))
+            }
+            other => other,
+        })?;
     outbox::append(&txn, &event(Action::Created, &model, model.version, ctx)).await?;
     txn.commit().await?;
     ctx.committed();

@@ -23,7 +23,9 @@ pub struct TestSubscriber {
 }
 
 impl TestSubscriber {
-    /// Starts a subscriber with `settings`.
+    /// Starts a subscriber with `settings` and waits until it is ready: its consumers connect in
+    /// the background, and a message published before they declared their queues would be
+    /// unroutable.
     pub async fn spawn(settings: Settings) -> Self {
         let app = SubscriberApp::build(settings)
             .await
@@ -32,6 +34,13 @@ impl TestSubscriber {
         let db = app.db().clone();
         let handle = app.handle();
         let done = tokio::spawn(app.run_until_stopped());
+        let ready = format!("{address}/health/ready");
+        let client = reqwest::Client::new();
+        eventually("subscriber ready", Duration::from_secs(60), || async {
+            let res = client.get(&ready).send().await.ok()?;
+            res.status().is_success().then_some(())
+        })
+        .await;
         Self {
             address,
             db,

@@ -3,6 +3,7 @@
 use sea_orm_migration::prelude::*;
 
 mod m20261204_000001_create_publisher_tables;
+mod m20261204_000002_outbox_pending_index;
 
 /// Runs the publisher's migrations in order.
 pub struct PublisherMigrator;
@@ -10,9 +11,10 @@ pub struct PublisherMigrator;
 #[async_trait::async_trait]
 impl MigratorTrait for PublisherMigrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(
-            m20261204_000001_create_publisher_tables::Migration,
-        )]
+        vec![
+            Box::new(m20261204_000001_create_publisher_tables::Migration),
+            Box::new(m20261204_000002_outbox_pending_index::Migration),
+        ]
     }
 
     fn migration_table_name() -> DynIden {
