@@ -54,8 +54,9 @@ pub async fn run(settings: &Settings, n: u64, quiet: bool) -> Result<BenchReport
     let pool = amqp::pool(&s.rabbitmq, "zealsync-bench").map_err(BenchError::Other)?;
     let topology = Topology::new(&s.rabbitmq, &s.retry);
     let wake = Arc::new(Notify::new());
+    let relay_db = database::connect_relay(&scratch.url, 4).await?;
     let relay = OutboxRelay::new(
-        db.clone(),
+        relay_db.clone(),
         pool.clone(),
         topology.clone(),
         s.outbox.clone(),
@@ -81,6 +82,7 @@ pub async fn run(settings: &Settings, n: u64, quiet: bool) -> Result<BenchReport
     let secs = start.elapsed().as_secs_f64();
     stop.trigger();
     let _ = task.await;
+    let _ = relay_db.close().await;
     bar.finish_and_clear();
     delete_queues(&s).await;
     scratch.drop_it(db).await;

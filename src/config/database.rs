@@ -10,6 +10,17 @@ use crate::config::SecretUrl;
 /// Connects with pool settings that suit the backend. SQLite gets one writer connection
 /// (its database lock serialises writers anyway) and `data/` is created when missing.
 pub async fn connect(url: &SecretUrl) -> Result<DatabaseConnection, DbErr> {
+    open(url, 16, false).await
+}
+
+/// The outbox relay's own pool of at most `max` PostgreSQL connections, so it never queues
+/// behind the API's requests, with `synchronous_commit = off` for the whole session: losing
+/// a relay commit in a crash only means publishing rows again, which consumers absorb.
+pub async fn connect_relay(url: &SecretUrl, max: u32) -> Result<DatabaseConnection, DbErr> {
+    open(url, max, true).await
+}
+
+async fn open(url: &SecretUrl, max: u32, async_commit: bool) -> Result<DatabaseConnection, DbErr> {
     let raw = url.expose();
     let sqlite = raw.starts_with("sqlite:");
     if sqlite {
@@ -22,7 +33,10 @@ pub async fn connect(url: &SecretUrl) -> Result<DatabaseConnection, DbErr> {
     if sqlite {
         opts.max_connections(1).min_connections(1);
     } else {
-        opts.max_connections(16).min_connections(1);
+        opts.max_connections(max.max(1)).min_connections(1);
+        if async_commit {
+            opts.map_sqlx_postgres_opts(|o| o.options([("synchronous_commit", "off")]));
+        }
     }
     let db = Database::connect(opts).await?;
     if db.get_database_backend() == DbBackend::Sqlite {

@@ -15,8 +15,8 @@ use lapin::options::BasicPublishOptions;
 use lapin::{Channel, PublisherConfirm};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ColumnTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use tokio::sync::Notify;
 
@@ -229,12 +229,9 @@ impl OutboxRelay {
     /// waiting for the confirms.
     async fn send_round(&self, channel: &Channel) -> Result<Sent, RelayError> {
         let txn = if self.postgres() {
-            let txn = self.db.begin().await?;
-            // Losing this commit in a database crash only means publishing the rows again,
-            // which consumers absorb (inbox + version guards): no need to wait for the fsync.
-            txn.execute_unprepared("SET LOCAL synchronous_commit = off")
-                .await?;
-            Some(txn)
+            // The publisher gives the relay a pool with `synchronous_commit = off`: losing a
+            // commit in a database crash only means publishing the rows again.
+            Some(self.db.begin().await?)
         } else {
             // SQLite has one writer connection: do not hold it while waiting on the broker.
             None

@@ -12,7 +12,15 @@ use crate::rabbitmq::envelope::Envelope;
 
 /// Writes `envelope` as an unpublished outbox row in the caller's transaction.
 pub async fn append<C: ConnectionTrait>(conn: &C, envelope: &Envelope) -> Result<(), DbErr> {
-    let row = outbox::ActiveModel {
+    outbox::Entity::insert(row(envelope))
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+/// The outbox row of `envelope`, unpublished.
+pub fn row(envelope: &Envelope) -> outbox::ActiveModel {
+    outbox::ActiveModel {
         id: NotSet,
         event_id: Set(envelope.event_id),
         aggregate_type: Set(envelope.aggregate_type.as_str().to_string()),
@@ -23,11 +31,36 @@ pub async fn append<C: ConnectionTrait>(conn: &C, envelope: &Envelope) -> Result
         headers: Set(envelope.headers_json().to_string()),
         created_at: Set(Utc::now()),
         published_at: Set(None),
-    };
-    outbox::Entity::insert(row)
-        .exec_without_returning(conn)
-        .await?;
-    Ok(())
+    }
+}
+
+/// The columns and values of `envelope`'s outbox row (as [`row`]), for statements built by
+/// hand.
+pub fn columns_and_values(envelope: &Envelope) -> ([&'static str; 8], [sea_orm::Value; 8]) {
+    (
+        [
+            "event_id",
+            "aggregate_type",
+            "aggregate_id",
+            "routing_key",
+            "version",
+            "payload",
+            "headers",
+            "created_at",
+        ],
+        [
+            envelope.event_id.into(),
+            envelope.aggregate_type.as_str().to_string().into(),
+            envelope.aggregate_id.into(),
+            envelope.event_type.to_string().into(),
+            envelope.version.into(),
+            String::from_utf8_lossy(&envelope.encode())
+                .into_owned()
+                .into(),
+            envelope.headers_json().to_string().into(),
+            Utc::now().into(),
+        ],
+    )
 }
 
 /// The relay's backlog, as `GET /admin/outbox` shows it.

@@ -2,8 +2,8 @@
 
 use chrono::{SubsecRound, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -27,8 +27,6 @@ pub async fn create(
             "email, name and role are required",
         ));
     };
-    // The unique index on email is the check: no read before the insert.
-    let txn = db.begin().await?;
     let now = Utc::now().trunc_subsecs(6);
     let model = users::Model {
         id: Uuid::now_v7(),
@@ -39,19 +37,54 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    users::Entity::insert(users::ActiveModel::from(model.clone()))
-        .exec_without_returning(&txn)
-        .await
-        .map_err(|e| match unique_to_conflict(e) {
-            ServiceError::Conflict(_) => {
-                ServiceError::Conflict(format!("a user with email {} already exists", model.email))
-            }
-            other => other,
-        })?;
-    outbox::append(&txn, &event(Action::Created, &model, model.version, ctx)).await?;
-    txn.commit().await?;
+    let envelope = event(Action::Created, &model, model.version, ctx);
+    let conflict = |e: sea_orm::DbErr| match unique_to_conflict(e) {
+        ServiceError::Conflict(_) => {
+            ServiceError::Conflict(format!("a user with email {} already exists", model.email))
+        }
+        other => other,
+    };
+    // The unique index on email is the check: no read before the insert.
+    if db.get_database_backend() == DbBackend::Postgres {
+        // One statement, so one round trip and one implicit transaction for both rows.
+        db.execute_raw(insert_with_event(&model, &envelope))
+            .await
+            .map_err(conflict)?;
+    } else {
+        let txn = db.begin().await?;
+        users::Entity::insert(users::ActiveModel::from(model.clone()))
+            .exec_without_returning(&txn)
+            .await
+            .map_err(conflict)?;
+        outbox::append(&txn, &envelope).await?;
+        txn.commit().await?;
+    }
     ctx.committed();
     Ok(model)
+}
+
+/// `INSERT` of the user and, in the same statement, of its outbox row (PostgreSQL).
+fn insert_with_event(user: &users::Model, envelope: &Envelope) -> Statement {
+    let (cols, event_values) = outbox::columns_and_values(envelope);
+    let params: Vec<String> = (8..8 + cols.len()).map(|n| format!("${n}")).collect();
+    let sql = format!(
+        "WITH u AS (INSERT INTO users (id, email, name, role, version, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id) \
+         INSERT INTO outbox ({}) SELECT {} FROM u",
+        cols.join(", "),
+        params.join(", ")
+    );
+    let mut values: Vec<sea_orm::Value> = vec![
+        user.id.into(),
+        user.email.clone().into(),
+        user.name.clone().into(),
+        user.role.clone().into(),
+        user.version.into(),
+        user.created_at.into(),
+        user.updated_at.into(),
+    ];
+    values.extend(event_values);
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
 }
 
 /// Reads one user.

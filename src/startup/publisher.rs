@@ -46,16 +46,24 @@ impl PublisherApp {
         let pool =
             amqp::pool(&settings.rabbitmq, "zealsync-publisher").map_err(StartupError::Broker)?;
         let (stop, signal) = shutdown::channel();
-        let workers = if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        let postgres = db.get_database_backend() == sea_orm::DbBackend::Postgres;
+        let workers = if postgres {
             settings.outbox.relay_workers.max(1)
         } else {
             1
+        };
+        // The relay gets connections of its own: under API load it must not wait in the
+        // requests' queue for one. SQLite keeps its single writer connection.
+        let relay_db = if postgres {
+            database::connect_relay(&settings.publisher.database_url, 4 * workers as u32).await?
+        } else {
+            db.clone()
         };
         let topology = Topology::new(&settings.rabbitmq, &settings.retry);
         let relays: Vec<JoinHandle<()>> = (0..workers)
             .map(|_| {
                 let relay = OutboxRelay::new(
-                    db.clone(),
+                    relay_db.clone(),
                     pool.clone(),
                     topology.clone(),
                     settings.outbox.clone(),
