@@ -13,7 +13,7 @@ use crate::links::LinkFlag;
 use crate::migration::PublisherMigrator;
 use crate::rabbitmq::amqp;
 use crate::rabbitmq::envelope::{Action, AggregateType, Envelope, EventType};
-use crate::rabbitmq::producer::OutboxRelay;
+use crate::rabbitmq::producer::{OutboxRelay, ROUNDS_IN_FLIGHT};
 use crate::rabbitmq::topology::Topology;
 use crate::services::outbox;
 
@@ -54,7 +54,7 @@ pub async fn run(settings: &Settings, n: u64, quiet: bool) -> Result<BenchReport
     let pool = amqp::pool(&s.rabbitmq, "zealsync-bench").map_err(BenchError::Other)?;
     let topology = Topology::new(&s.rabbitmq, &s.retry);
     let wake = Arc::new(Notify::new());
-    let relay_db = database::connect_relay(&scratch.url, 4).await?;
+    let relay_db = database::connect_relay(&scratch.url, ROUNDS_IN_FLIGHT as u32).await?;
     let relay = OutboxRelay::new(
         relay_db.clone(),
         pool.clone(),

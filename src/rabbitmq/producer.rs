@@ -55,6 +55,11 @@ pub struct RoundReport {
     pub published: usize,
 }
 
+/// Rounds one relay keeps awaiting confirms at once on PostgreSQL (and so the connections its
+/// pool needs). Under light load rounds are small, and a new commit goes out at once instead
+/// of waiting for an earlier round's confirms; under heavy load the window bounds them.
+pub const ROUNDS_IN_FLIGHT: usize = 4;
+
 /// The outbox relay of one publisher process.
 pub struct OutboxRelay {
     db: DatabaseConnection,
@@ -107,14 +112,10 @@ impl OutboxRelay {
         (self.settings.batch_size.max(1) as usize).min(self.window)
     }
 
-    /// Rounds awaiting confirms at once: as many as the window holds. SQLite has no row locks
-    /// to keep two rounds apart, so it runs one at a time.
+    /// Rounds awaiting confirms at once. Each holds a connection of the relay's pool, which
+    /// has this many. SQLite has no row locks to keep two rounds apart: one at a time.
     fn depth(&self) -> usize {
-        if self.postgres() {
-            (self.window / self.round_size()).max(1)
-        } else {
-            1
-        }
+        if self.postgres() { ROUNDS_IN_FLIGHT } else { 1 }
     }
 
     /// Runs until `shutdown`: finishes the rounds in flight, then returns.
@@ -173,18 +174,24 @@ impl OutboxRelay {
         let depth = self.depth();
         let mut inflight = FuturesOrdered::new();
         let mut failure: Option<RelayError> = None;
+        // Publishes awaiting a confirm, over every round in flight: at most the window.
+        let mut outstanding = 0usize;
         // Whether rows may be waiting: after a full round, a wake-up or a poll tick.
         let mut more = true;
         loop {
             let stopping = shutdown.is_stopping() || failure.is_some();
-            if more && !stopping && inflight.len() < depth {
-                match self.send_round(channel).await {
+            let room = inflight.len() < depth && outstanding < self.window;
+            if more && !stopping && room {
+                let limit = self.round_size().min(self.window - outstanding);
+                match self.send_round(channel, limit).await {
                     Ok(sent) => {
-                        more = sent.claimed >= self.round_size() && sent.error.is_none();
+                        more = sent.claimed >= limit && sent.error.is_none();
                         if sent.claimed == 0 {
                             sent.close().await;
                         } else {
-                            inflight.push_back(self.settle(sent));
+                            let n = sent.pending.len();
+                            outstanding += n;
+                            inflight.push_back(async move { (n, self.settle(sent).await) });
                         }
                     }
                     Err(e) => failure = Some(e),
@@ -206,14 +213,17 @@ impl OutboxRelay {
                 more = true;
                 continue;
             }
-            let room = !more && !stopping && inflight.len() < depth;
+            let wanted = !more && !stopping && room;
             tokio::select! {
                 settled = inflight.next() => {
-                    if let Some(Err(e)) = settled {
-                        failure.get_or_insert(e);
+                    if let Some((n, result)) = settled {
+                        outstanding -= n;
+                        if let Err(e) = result {
+                            failure.get_or_insert(e);
+                        }
                     }
                 }
-                _ = self.wake.notified(), if room => more = true,
+                _ = self.wake.notified(), if wanted => more = true,
             }
         }
     }
@@ -221,13 +231,13 @@ impl OutboxRelay {
     /// One round without pipelining: claims one batch, publishes it and marks what the broker
     /// confirmed.
     pub async fn round(&self, channel: &Channel) -> Result<RoundReport, RelayError> {
-        let sent = self.send_round(channel).await?;
+        let sent = self.send_round(channel, self.round_size()).await?;
         self.settle(sent).await
     }
 
-    /// Claims up to a round of pending rows (locked on PostgreSQL) and publishes them without
+    /// Claims up to `limit` pending rows (locked on PostgreSQL) and publishes them without
     /// waiting for the confirms.
-    async fn send_round(&self, channel: &Channel) -> Result<Sent, RelayError> {
+    async fn send_round(&self, channel: &Channel, limit: usize) -> Result<Sent, RelayError> {
         let txn = if self.postgres() {
             // The publisher gives the relay a pool with `synchronous_commit = off`: losing a
             // commit in a database crash only means publishing the rows again.
@@ -239,7 +249,7 @@ impl OutboxRelay {
         let mut q = outbox::Entity::find()
             .filter(outbox::Column::PublishedAt.is_null())
             .order_by_asc(outbox::Column::Id)
-            .limit(self.round_size() as u64);
+            .limit(limit as u64);
         let rows = match &txn {
             Some(txn) => {
                 // Row locks held until commit: other relays, and this relay's next round, skip

@@ -17,7 +17,7 @@ use crate::controllers::{courses, health, outbox_admin, replay_admin, users};
 use crate::links::LinkFlag;
 use crate::migration::PublisherMigrator;
 use crate::rabbitmq::amqp;
-use crate::rabbitmq::producer::OutboxRelay;
+use crate::rabbitmq::producer::{OutboxRelay, ROUNDS_IN_FLIGHT};
 use crate::rabbitmq::topology::Topology;
 use crate::shutdown::{self, ShutdownTrigger};
 use crate::startup::{StartupError, http};
@@ -55,7 +55,11 @@ impl PublisherApp {
         // The relay gets connections of its own: under API load it must not wait in the
         // requests' queue for one. SQLite keeps its single writer connection.
         let relay_db = if postgres {
-            database::connect_relay(&settings.publisher.database_url, 4 * workers as u32).await?
+            database::connect_relay(
+                &settings.publisher.database_url,
+                (ROUNDS_IN_FLIGHT * workers) as u32,
+            )
+            .await?
         } else {
             db.clone()
         };
