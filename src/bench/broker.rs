@@ -50,15 +50,7 @@ pub async fn run(settings: &Settings, n: u64, quiet: bool) -> Result<BenchReport
         "x-queue-type".into(),
         AMQPValue::LongString(LongString::from(kind)),
     );
-    ch.queue_declare(
-        queue.as_str().into(),
-        QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
-        args.clone(),
-    )
-    .await?;
+    declare_queue(&ch, &queue, &args).await?;
     let body = sample_body();
     let window = settings.rabbitmq.confirm_window.max(1) as u64;
     let bar = progress(n, "publish", quiet);
@@ -79,15 +71,7 @@ pub async fn run(settings: &Settings, n: u64, quiet: bool) -> Result<BenchReport
     .await?;
     let fanout = [format!("{queue}.a"), format!("{queue}.b")];
     for q in &fanout {
-        ch.queue_declare(
-            q.as_str().into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            args.clone(),
-        )
-        .await?;
+        declare_queue(&ch, q, &args).await?;
         ch.queue_bind(
             q.as_str().into(),
             exchange.as_str().into(),
@@ -163,6 +147,20 @@ pub async fn run(settings: &Settings, n: u64, quiet: bool) -> Result<BenchReport
     );
     report.check("all consumed", got == n);
     Ok(report)
+}
+
+/// Declares a durable queue of the configured type.
+async fn declare_queue(ch: &Channel, name: &str, args: &FieldTable) -> Result<(), BenchError> {
+    ch.queue_declare(
+        name.into(),
+        QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        args.clone(),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Publishes `n` persistent copies of `body`, `window` at a time, each batch confirmed before

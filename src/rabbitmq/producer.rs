@@ -2,8 +2,9 @@
 //! them published only after the broker confirms. Woken at once by a commit in this process,
 //! and polling for rows written by other instances or before a restart. On PostgreSQL, rows are
 //! claimed with `FOR UPDATE SKIP LOCKED`, so several publishers never publish the same row, and
-//! the next batch is claimed and published while the previous one awaits its confirms (up to
-//! `confirm_window` publishes in flight), so the database and the broker work side by side.
+//! the next round is claimed and published while earlier ones await their confirms (up to
+//! [`ROUNDS_IN_FLIGHT`] rounds and `confirm_window` publishes), so the database and the broker
+//! work side by side.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,15 +45,6 @@ impl From<lapin::Error> for RelayError {
     fn from(e: lapin::Error) -> Self {
         Self::Broker(AmqpError::Lapin(e))
     }
-}
-
-/// What one round did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct RoundReport {
-    /// Rows claimed.
-    pub claimed: usize,
-    /// Rows confirmed by the broker and marked published.
-    pub published: usize,
 }
 
 /// Rounds one relay keeps awaiting confirms at once on PostgreSQL (and so the connections its
@@ -228,13 +220,6 @@ impl OutboxRelay {
         }
     }
 
-    /// One round without pipelining: claims one batch, publishes it and marks what the broker
-    /// confirmed.
-    pub async fn round(&self, channel: &Channel) -> Result<RoundReport, RelayError> {
-        let sent = self.send_round(channel, self.round_size()).await?;
-        self.settle(sent).await
-    }
-
     /// Claims up to `limit` pending rows (locked on PostgreSQL) and publishes them without
     /// waiting for the confirms.
     async fn send_round(&self, channel: &Channel, limit: usize) -> Result<Sent, RelayError> {
@@ -269,12 +254,12 @@ impl OutboxRelay {
     }
 
     /// Waits for a round's confirms, marks the confirmed rows published and commits.
-    async fn settle(&self, sent: Sent) -> Result<RoundReport, RelayError> {
+    async fn settle(&self, sent: Sent) -> Result<(), RelayError> {
         let Sent {
             txn,
-            claimed,
             pending,
             mut error,
+            ..
         } = sent;
         let mut confirmed = Vec::with_capacity(pending.len());
         let waiting = Instant::now();
@@ -317,10 +302,7 @@ impl OutboxRelay {
         metrics::counter!("zealsync_events_published_total").increment(confirmed.len() as u64);
         match error {
             Some(e) => Err(e.into()),
-            None => Ok(RoundReport {
-                claimed,
-                published: confirmed.len(),
-            }),
+            None => Ok(()),
         }
     }
 
