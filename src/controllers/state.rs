@@ -8,12 +8,15 @@ use tokio::sync::Notify;
 use crate::controllers::admin_auth::AdminToken;
 use crate::controllers::request_id::RequestId;
 use crate::services::WriteContext;
+use crate::services::create_batch::CreateBatcher;
 
 /// Application data of the publisher (one per process, behind `web::Data`).
 pub struct PublisherState {
     pub db: DatabaseConnection,
     pub relay_wake: Arc<Notify>,
     pub admin: AdminToken,
+    /// Batches user creations (PostgreSQL only).
+    pub creates: Option<CreateBatcher>,
 }
 
 impl PublisherState {
@@ -22,6 +25,7 @@ impl PublisherState {
         WriteContext {
             correlation_id: &rid.0,
             relay_wake: &self.relay_wake,
+            creates: self.creates.as_ref(),
         }
     }
 }

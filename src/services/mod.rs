@@ -2,6 +2,7 @@
 //! in ONE transaction, then wakes the relay.
 
 pub mod courses;
+pub mod create_batch;
 pub mod error;
 pub mod outbox;
 pub mod page;
@@ -13,11 +14,14 @@ pub use error::ServiceError;
 
 use tokio::sync::Notify;
 
-/// What a write needs besides its input: the request id to stamp on the event, and the
-/// relay's wake-up signal to pull after commit.
+/// What a write needs besides its input: the request id to stamp on the event, the relay's
+/// wake-up signal to pull after commit, and the creation batcher when there is one.
 pub struct WriteContext<'a> {
     pub correlation_id: &'a str,
     pub relay_wake: &'a Notify,
+    /// Where user creations go to be written together (PostgreSQL); `None` writes each in
+    /// its own transaction.
+    pub creates: Option<&'a create_batch::CreateBatcher>,
 }
 
 impl WriteContext<'_> {

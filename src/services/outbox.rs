@@ -34,33 +34,33 @@ pub fn row(envelope: &Envelope) -> outbox::ActiveModel {
     }
 }
 
-/// The columns and values of `envelope`'s outbox row (as [`row`]), for statements built by
-/// hand.
-pub fn columns_and_values(envelope: &Envelope) -> ([&'static str; 8], [sea_orm::Value; 8]) {
-    (
-        [
-            "event_id",
-            "aggregate_type",
-            "aggregate_id",
-            "routing_key",
-            "version",
-            "payload",
-            "headers",
-            "created_at",
-        ],
-        [
-            envelope.event_id.into(),
-            envelope.aggregate_type.as_str().to_string().into(),
-            envelope.aggregate_id.into(),
-            envelope.event_type.to_string().into(),
-            envelope.version.into(),
-            String::from_utf8_lossy(&envelope.encode())
-                .into_owned()
-                .into(),
-            envelope.headers_json().to_string().into(),
-            Utc::now().into(),
-        ],
-    )
+/// The outbox columns a new row sets, in the order of [`values`].
+pub const COLUMNS: [&str; 8] = [
+    "event_id",
+    "aggregate_type",
+    "aggregate_id",
+    "routing_key",
+    "version",
+    "payload",
+    "headers",
+    "created_at",
+];
+
+/// The values of `envelope`'s outbox row (as [`row`]) for [`COLUMNS`], for statements built
+/// by hand.
+pub fn values(envelope: &Envelope) -> [sea_orm::Value; 8] {
+    [
+        envelope.event_id.into(),
+        envelope.aggregate_type.as_str().to_string().into(),
+        envelope.aggregate_id.into(),
+        envelope.event_type.to_string().into(),
+        envelope.version.into(),
+        String::from_utf8_lossy(&envelope.encode())
+            .into_owned()
+            .into(),
+        envelope.headers_json().to_string().into(),
+        Utc::now().into(),
+    ]
 }
 
 /// The relay's backlog, as `GET /admin/outbox` shows it.

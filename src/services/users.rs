@@ -2,8 +2,8 @@
 
 use chrono::{SubsecRound, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -38,19 +38,19 @@ pub async fn create(
         updated_at: now,
     };
     let envelope = event(Action::Created, &model, model.version, ctx);
-    let conflict = |e: sea_orm::DbErr| match unique_to_conflict(e) {
-        ServiceError::Conflict(_) => {
-            ServiceError::Conflict(format!("a user with email {} already exists", model.email))
-        }
-        other => other,
-    };
+    let taken =
+        || ServiceError::Conflict(format!("a user with email {} already exists", model.email));
     // The unique index on email is the check: no read before the insert.
-    if db.get_database_backend() == DbBackend::Postgres {
-        // One statement, so one round trip and one implicit transaction for both rows.
-        db.execute_raw(insert_with_event(&model, &envelope))
-            .await
-            .map_err(conflict)?;
+    if let Some(batcher) = ctx.creates {
+        // With the other creations waiting now, in one statement (PostgreSQL).
+        if !batcher.create(model.clone(), envelope).await? {
+            return Err(taken());
+        }
     } else {
+        let conflict = |e: sea_orm::DbErr| match unique_to_conflict(e) {
+            ServiceError::Conflict(_) => taken(),
+            other => other,
+        };
         let txn = db.begin().await?;
         users::Entity::insert(users::ActiveModel::from(model.clone()))
             .exec_without_returning(&txn)
@@ -61,30 +61,6 @@ pub async fn create(
     }
     ctx.committed();
     Ok(model)
-}
-
-/// `INSERT` of the user and, in the same statement, of its outbox row (PostgreSQL).
-fn insert_with_event(user: &users::Model, envelope: &Envelope) -> Statement {
-    let (cols, event_values) = outbox::columns_and_values(envelope);
-    let params: Vec<String> = (8..8 + cols.len()).map(|n| format!("${n}")).collect();
-    let sql = format!(
-        "WITH u AS (INSERT INTO users (id, email, name, role, version, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id) \
-         INSERT INTO outbox ({}) SELECT {} FROM u",
-        cols.join(", "),
-        params.join(", ")
-    );
-    let mut values: Vec<sea_orm::Value> = vec![
-        user.id.into(),
-        user.email.clone().into(),
-        user.name.clone().into(),
-        user.role.clone().into(),
-        user.version.into(),
-        user.created_at.into(),
-        user.updated_at.into(),
-    ];
-    values.extend(event_values);
-    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
 }
 
 /// Reads one user.

@@ -19,6 +19,7 @@ use crate::migration::PublisherMigrator;
 use crate::rabbitmq::amqp;
 use crate::rabbitmq::producer::{OutboxRelay, ROUNDS_IN_FLIGHT};
 use crate::rabbitmq::topology::Topology;
+use crate::services::create_batch::CreateBatcher;
 use crate::shutdown::{self, ShutdownTrigger};
 use crate::startup::{StartupError, http};
 
@@ -95,6 +96,7 @@ impl PublisherApp {
             db: db.clone(),
             relay_wake: wake,
             admin: AdminToken::new(settings.admin.token()),
+            creates: postgres.then(|| CreateBatcher::start(db.clone())),
         });
         let readiness = web::Data::new(Readiness {
             db: db.clone(),

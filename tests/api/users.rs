@@ -277,3 +277,52 @@ async fn request_id_is_echoed() {
         .expect("send");
     assert_eq!(res.headers()["x-request-id"], "trace-me-123");
 }
+
+#[tokio::test]
+async fn concurrent_creations_are_batched_and_one_email_wins_once() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    // 40 distinct users and 20 racing for one email, all at once: on PostgreSQL they share
+    // multi-row statements, and each request still gets its own answer.
+    let bodies: Vec<Value> = (0..40)
+        .map(|i| json!({"email": format!("u{i}@batch.test"), "name": "U", "role": "student"}))
+        .chain((0..20).map(|_| json!({"email": "same@batch.test", "name": "S", "role": "student"})))
+        .collect();
+    let responses =
+        futures_util::future::join_all(bodies.iter().map(|b| app.post("/api/users", b))).await;
+    let mut created = 0;
+    for res in responses {
+        match res.status().as_u16() {
+            201 => created += 1,
+            409 => {
+                let problem = assert_problem(res, 409).await;
+                assert!(
+                    problem["detail"]
+                        .as_str()
+                        .is_some_and(|d| d.contains("same@batch.test")),
+                    "{problem}"
+                );
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!(created, 41, "40 distinct users and one of the 20 racers");
+    let (users, _, outbox) = app.counts().await;
+    assert_eq!(
+        (users, outbox),
+        (41, 41),
+        "one outbox row per created user, none for a loser"
+    );
+    let list: Value = app
+        .get("/api/users?limit=100")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let same = list["items"].as_array().map(|items| {
+        items
+            .iter()
+            .filter(|u| u["email"] == "same@batch.test")
+            .count()
+    });
+    assert_eq!(same, Some(1));
+}

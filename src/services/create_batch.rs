@@ -1,0 +1,141 @@
+//! Coalesces concurrent user creations into one statement (PostgreSQL). Under load many
+//! requests wait for the database at once; one multi-row insert of the users and their outbox
+//! rows costs little more than one, and commits them together. Each request still gets its
+//! own answer: created, or taken when its email already belongs to a user (an existing one,
+//! or an earlier one of the same batch).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement};
+use tokio::sync::{Mutex, mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::entities::publisher::users;
+use crate::rabbitmq::envelope::Envelope;
+use crate::services::outbox;
+
+/// Creations one statement carries at most.
+const MAX_BATCH: usize = 256;
+/// Statements in flight at once (each on its own pooled connection).
+const WRITERS: usize = 4;
+
+/// One waiting creation.
+struct Job {
+    user: users::Model,
+    envelope: Envelope,
+    reply: oneshot::Sender<Result<bool, String>>,
+}
+
+/// The handle requests send their creations through.
+pub struct CreateBatcher {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl CreateBatcher {
+    /// Starts the writers on `db`; they stop when the batcher is dropped.
+    pub fn start(db: DatabaseConnection) -> Self {
+        let (jobs, rx) = mpsc::channel(4 * MAX_BATCH);
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..WRITERS {
+            tokio::spawn(writer(db.clone(), rx.clone()));
+        }
+        Self { jobs }
+    }
+
+    /// Inserts `user` and its `envelope` in the outbox, with whatever other creations are
+    /// waiting. `Ok(false)` when the email is taken: nothing was written for this one.
+    pub async fn create(&self, user: users::Model, envelope: Envelope) -> Result<bool, DbErr> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            user,
+            envelope,
+            reply,
+        };
+        let stopped = || DbErr::Custom("the publisher is shutting down".into());
+        self.jobs.send(job).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?.map_err(DbErr::Custom)
+    }
+}
+
+/// Takes what is waiting (at least one), writes it in one statement, answers each.
+async fn writer(db: DatabaseConnection, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
+    loop {
+        let mut jobs = Vec::new();
+        {
+            let mut rx = rx.lock().await;
+            match rx.recv().await {
+                Some(job) => jobs.push(job),
+                None => return,
+            }
+            while jobs.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
+        }
+        match db.query_all_raw(insert_all(&jobs)).await {
+            Ok(rows) => {
+                let created: HashSet<Uuid> = rows
+                    .iter()
+                    .filter_map(|r| r.try_get::<Uuid>("", "aggregate_id").ok())
+                    .collect();
+                for job in jobs {
+                    let _ = job.reply.send(Ok(created.contains(&job.user.id)));
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                for job in jobs {
+                    let _ = job.reply.send(Err(msg.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// The users, skipping any whose email (or id) is taken, and the outbox rows of those
+/// inserted, in request order; returns the ids of the users inserted.
+fn insert_all(jobs: &[Job]) -> Statement {
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(jobs.len() * 15);
+    let mut user_rows = Vec::with_capacity(jobs.len());
+    let mut event_rows = Vec::with_capacity(jobs.len());
+    for (n, job) in jobs.iter().enumerate() {
+        let u = &job.user;
+        let first = values.len() + 1;
+        values.extend([
+            u.id.into(),
+            u.email.clone().into(),
+            u.name.clone().into(),
+            u.role.clone().into(),
+            u.version.into(),
+            u.created_at.into(),
+            u.updated_at.into(),
+        ]);
+        user_rows.push(placeholders(n, first, 7, false));
+        let first = values.len() + 1;
+        values.extend(outbox::values(&job.envelope));
+        event_rows.push(placeholders(n, first, 8, true));
+    }
+    let cols = outbox::COLUMNS.join(", ");
+    let sql = format!(
+        "WITH u AS (INSERT INTO users (id, email, name, role, version, created_at, updated_at) \
+         VALUES {} ON CONFLICT DO NOTHING RETURNING id) \
+         INSERT INTO outbox ({cols}) SELECT {cols} FROM (VALUES {}) AS e(n, {cols}) \
+         JOIN u ON u.id = e.aggregate_id ORDER BY e.n RETURNING aggregate_id",
+        user_rows.join(", "),
+        event_rows.join(", "),
+    );
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
+
+/// `($first, …, $first+count-1)`, led by the row's ordinal when `numbered`.
+fn placeholders(n: usize, first: usize, count: usize, numbered: bool) -> String {
+    let params: Vec<String> = (first..first + count).map(|p| format!("${p}")).collect();
+    if numbered {
+        format!("({n}, {})", params.join(", "))
+    } else {
+        format!("({})", params.join(", "))
+    }
+}
