@@ -54,7 +54,13 @@ pub async fn run(settings: &Settings, n: u64, quiet: bool) -> Result<BenchReport
     let body = sample_body();
     let window = settings.rabbitmq.confirm_window.max(1) as u64;
     let bar = progress(n, "publish", quiet);
-    let publish_secs = publish_all(&ch, "", &queue, &body, n, window, &bar).await?;
+    let raw = |key: &str| {
+        let props = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type("application/json".into());
+        (key.to_string(), body.clone(), props)
+    };
+    let publish_secs = publish_all(&ch, "", n, window, &bar, |_| raw(&queue)).await?;
     bar.finish_and_clear();
 
     // The relay's case: each event routed by a topic exchange to the two subscriber queues.
@@ -82,7 +88,7 @@ pub async fn run(settings: &Settings, n: u64, quiet: bool) -> Result<BenchReport
         .await?;
     }
     let bar = progress(n, "publish x2", quiet);
-    let fanout_secs = publish_all(&ch, &exchange, "user.created", &body, n, window, &bar).await?;
+    let fanout_secs = publish_all(&ch, &exchange, n, window, &bar, |_| raw("user.created")).await?;
     bar.finish_and_clear();
     for q in &fanout {
         let _ = ch
@@ -163,32 +169,32 @@ async fn declare_queue(ch: &Channel, name: &str, args: &FieldTable) -> Result<()
     Ok(())
 }
 
-/// Publishes `n` persistent copies of `body`, `window` at a time, each batch confirmed before
-/// the next; returns the seconds it took.
-async fn publish_all(
+/// One message to publish: routing key, body, properties.
+pub type Message = (String, Vec<u8>, BasicProperties);
+
+/// Publishes the `n` messages `message(i)` makes to `exchange`, `window` at a time, each batch
+/// confirmed before the next; returns the seconds it took.
+pub async fn publish_all(
     ch: &Channel,
     exchange: &str,
-    routing_key: &str,
-    body: &[u8],
     n: u64,
     window: u64,
     bar: &indicatif::ProgressBar,
+    mut message: impl FnMut(u64) -> Message,
 ) -> Result<f64, BenchError> {
     let start = Instant::now();
     let mut sent = 0;
     while sent < n {
-        let batch = window.min(n - sent);
+        let batch = window.max(1).min(n - sent);
         let mut confirms = Vec::with_capacity(batch as usize);
-        for _ in 0..batch {
-            let props = BasicProperties::default()
-                .with_delivery_mode(2)
-                .with_content_type("application/json".into());
+        for i in 0..batch {
+            let (routing_key, body, props) = message(sent + i);
             confirms.push(
                 ch.basic_publish(
                     exchange.into(),
-                    routing_key.into(),
+                    routing_key.as_str().into(),
                     BasicPublishOptions::default(),
-                    body,
+                    &body,
                     props,
                 )
                 .await?,

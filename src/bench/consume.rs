@@ -4,9 +4,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::options::ConfirmSelectOptions;
 use lapin::{Connection, ConnectionProperties};
 
+use crate::bench::broker::publish_all;
 use crate::bench::relay::user_event;
 use crate::bench::scratch::{ScratchDb, delete_queues, isolated};
 use crate::bench::{BenchError, BenchReport, progress};
@@ -39,30 +40,12 @@ pub async fn run(settings: &Settings, n: u64, quiet: bool) -> Result<BenchReport
     topology.declare(&ch).await?;
     let bar = progress(n, "fill", quiet);
     let window = s.rabbitmq.confirm_window.max(1) as u64;
-    let mut sent = 0;
-    while sent < n {
-        let batch = window.min(n - sent);
-        let mut confirms = Vec::with_capacity(batch as usize);
-        for i in 0..batch {
-            let env = user_event(sent + i);
-            let props = event_properties(&EnvelopeMeta::from(&env));
-            confirms.push(
-                ch.basic_publish(
-                    topology.exchange().as_str().into(),
-                    env.event_type.to_string().as_str().into(),
-                    BasicPublishOptions::default(),
-                    &env.encode(),
-                    props,
-                )
-                .await?,
-            );
-        }
-        for c in confirms {
-            c.await?;
-        }
-        sent += batch;
-        bar.inc(batch);
-    }
+    publish_all(&ch, topology.exchange().as_str(), n, window, &bar, |i| {
+        let env = user_event(i);
+        let props = event_properties(&EnvelopeMeta::from(&env));
+        (env.event_type.to_string(), env.encode(), props)
+    })
+    .await?;
     bar.finish_and_clear();
 
     // Consume with the real consumers and handlers.
