@@ -70,6 +70,11 @@ enum BenchCommand {
         /// Publisher base URL (default: http://127.0.0.1:<publisher.port>).
         #[arg(long)]
         publisher: Option<String>,
+        /// Wait for and check the SQL projection only (`profiles` with `user_id`,
+        /// `source_version`, `occurred_at`, `synced_at`), to drive another implementation of
+        /// the contract, such as the Node.js baseline, with the same load.
+        #[arg(long)]
+        sql_only: bool,
     },
     /// Fill a scratch outbox with N rows and time the relay publishing them.
     Relay {
@@ -241,6 +246,7 @@ async fn bench(
             concurrency,
             rate,
             publisher,
+            sql_only,
         } => {
             let opts = bench::e2e::E2eOptions {
                 publisher: publisher
@@ -248,6 +254,7 @@ async fn bench(
                 n,
                 concurrency,
                 rate,
+                sql_only,
             };
             bench::e2e::run(&settings, &opts, json).await?
         }

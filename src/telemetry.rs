@@ -3,6 +3,7 @@
 //! Names: `zealsync_http_requests_total` and `zealsync_http_request_duration_seconds` (route,
 //! method, status), `zealsync_outbox_pending`, `zealsync_outbox_oldest_pending_age_seconds`,
 //! `zealsync_events_published_total`, `zealsync_publish_confirm_seconds`,
+//! `zealsync_relay_delay_seconds`,
 //! `zealsync_events_consumed_total` (queue, handler, outcome), `zealsync_sync_lag_seconds`
 //! (queue), `zealsync_reconnects_total` (link).
 
@@ -55,6 +56,11 @@ fn describe() {
     describe_counter!(
         "zealsync_events_published_total",
         "Events published and confirmed by the broker"
+    );
+    describe_histogram!(
+        "zealsync_relay_delay_seconds",
+        Unit::Seconds,
+        "Time from an outbox row's write to its publish (the relay's share of the sync lag)"
     );
     describe_histogram!(
         "zealsync_publish_confirm_seconds",

@@ -3,16 +3,18 @@
 //! writes/s, HTTP latency, time to full sync and sync lag from the subscriber's
 //! `occurred_at` / `synced_at`, and checks that every projection equals the source.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult, Statement};
+use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::bench::{BenchError, BenchReport, percentile, progress};
 use crate::config::{Settings, database};
-use crate::entities::subscriber::profiles;
 use crate::handlers::redis::RedisKeys;
 
 /// What to run.
@@ -23,9 +25,15 @@ pub struct E2eOptions {
     pub concurrency: usize,
     /// Offered writes per second (open loop); closed loop when `None`.
     pub rate: Option<f64>,
+    /// Only the SQL projection is waited for and checked (another implementation's Redis
+    /// layout differs).
+    pub sql_only: bool,
 }
 
-async fn create(client: &reqwest::Client, url: &str, run: &str, i: u64) -> (f64, Option<Uuid>) {
+/// One creation's HTTP latency (ms), and the new user's id and `created_at` when it was created.
+type Created = (f64, Option<(Uuid, DateTime<Utc>)>);
+
+async fn create(client: &reqwest::Client, url: &str, run: &str, i: u64) -> Created {
     let started = Instant::now();
     let res = client
         .post(url)
@@ -33,11 +41,13 @@ async fn create(client: &reqwest::Client, url: &str, run: &str, i: u64) -> (f64,
         .send()
         .await;
     let id = match res {
-        Ok(r) if r.status().as_u16() == 201 => r
-            .json::<serde_json::Value>()
-            .await
-            .ok()
-            .and_then(|v| v["id"].as_str().and_then(|s| Uuid::parse_str(s).ok())),
+        Ok(r) if r.status().as_u16() == 201 => {
+            r.json::<serde_json::Value>().await.ok().and_then(|v| {
+                let id = Uuid::parse_str(v["id"].as_str()?).ok()?;
+                let at = v["created_at"].as_str()?.parse::<DateTime<Utc>>().ok()?;
+                Some((id, at))
+            })
+        }
         _ => None,
     };
     (started.elapsed().as_secs_f64() * 1000.0, id)
@@ -63,7 +73,8 @@ pub async fn run(
 
     let bar = progress(opts.n, "write", quiet);
     let start = Instant::now();
-    let results: Vec<(f64, Option<Uuid>)> = match opts.rate {
+    let announced = listen(settings, &keys).await?;
+    let results: Vec<Created> = match opts.rate {
         None => {
             futures_util::stream::iter(0..opts.n)
                 .map(|i| {
@@ -102,20 +113,21 @@ pub async fn run(
     bar.finish_and_clear();
     let mut latency: Vec<f64> = results.iter().map(|r| r.0).collect();
     latency.sort_by(f64::total_cmp);
-    let ids: Vec<Uuid> = results.iter().filter_map(|r| r.1).collect();
+    let created: Vec<(Uuid, DateTime<Utc>)> = results.iter().filter_map(|r| r.1).collect();
+    let ids: Vec<Uuid> = created.iter().map(|c| c.0).collect();
     let ok = ids.len() as u64;
 
     // Wait until both projections hold every created user.
     let prefix = format!("bench-{run}-");
     let bar = progress(2 * ok, "sync", quiet);
-    let mut pending: HashSet<Uuid> = ids.iter().copied().collect();
+    let mut pending: HashSet<Uuid> = if opts.sql_only {
+        HashSet::new()
+    } else {
+        ids.iter().copied().collect()
+    };
     let mut sql_done: u64;
     let synced = loop {
-        sql_done = profiles::Entity::find()
-            .filter(profiles::Column::Email.starts_with(&prefix))
-            .filter(profiles::Column::SourceVersion.eq(1))
-            .count(&sub_db)
-            .await?;
+        sql_done = synced_count(&sub_db, &prefix).await?;
         let waiting: Vec<Uuid> = pending.iter().copied().collect();
         for chunk in waiting.chunks(1000) {
             let mut pipe = redis::pipe();
@@ -141,10 +153,7 @@ pub async fn run(
     let sync_secs = start.elapsed().as_secs_f64();
     bar.finish_and_clear();
 
-    let rows = profiles::Entity::find()
-        .filter(profiles::Column::Email.starts_with(&prefix))
-        .all(&sub_db)
-        .await?;
+    let rows = synced_rows(&sub_db, &prefix).await?;
     let mut lag: Vec<f64> = rows
         .iter()
         .map(|p| {
@@ -155,11 +164,23 @@ pub async fn run(
         })
         .collect();
     lag.sort_by(f64::total_cmp);
+    // Redis: from the user's creation to its announcement on the changes channel, which the
+    // cache script publishes in the same atomic step that writes the hash.
+    let heard = announced.finish().await;
+    let mut redis_lag: Vec<f64> = created
+        .iter()
+        .filter_map(|(id, at)| {
+            heard
+                .get(id)
+                .map(|t| (*t - *at).num_microseconds().unwrap_or(0) as f64 / 1000.0)
+        })
+        .collect();
+    redis_lag.sort_by(f64::total_cmp);
     let ids_set: HashSet<Uuid> = ids.iter().copied().collect();
     let sql_equal = rows.len() as u64 == ok
         && rows
             .iter()
-            .all(|p| ids_set.contains(&p.user_id) && !p.deleted);
+            .all(|p| ids_set.contains(&p.user_id) && p.source_version == 1);
 
     let mut report = BenchReport::new("e2e");
     report.add("writes accepted", ok as f64, "");
@@ -176,12 +197,115 @@ pub async fn run(
         lag.last().copied().unwrap_or(0.0),
         "ms",
     );
+    if !opts.sql_only {
+        report.add("sync lag p50 (Redis)", percentile(&redis_lag, 0.50), "ms");
+        report.add("sync lag p95 (Redis)", percentile(&redis_lag, 0.95), "ms");
+        report.add("sync lag p99 (Redis)", percentile(&redis_lag, 0.99), "ms");
+        let max = redis_lag.last().copied().unwrap_or(0.0);
+        report.add("sync lag max (Redis)", max, "ms");
+    }
     report.check("every write accepted", ok == opts.n);
+    if !opts.sql_only {
+        report.check(
+            "every creation announced on the changes channel",
+            redis_lag.len() as u64 == ok,
+        );
+    }
     report.check(
         "both projections hold every write",
         synced && sql_done >= ok,
     );
     report.check("SQL projection equals the source", sql_equal);
-    report.check("Redis projection equals the source", pending.is_empty());
+    if !opts.sql_only {
+        report.check("Redis projection equals the source", pending.is_empty());
+    }
     Ok(report)
+}
+
+/// A profile row as the benchmark reads it: only the columns every implementation of the
+/// contract has.
+#[derive(Debug, FromQueryResult)]
+struct SyncedRow {
+    user_id: Uuid,
+    source_version: i64,
+    occurred_at: DateTime<Utc>,
+    synced_at: DateTime<Utc>,
+}
+
+/// The run's profiles (their emails start with `prefix`).
+async fn synced_rows(db: &DatabaseConnection, prefix: &str) -> Result<Vec<SyncedRow>, BenchError> {
+    let stmt = Statement::from_sql_and_values(
+        db.get_database_backend(),
+        "SELECT user_id, CAST(source_version AS BIGINT) AS source_version, occurred_at, synced_at \
+         FROM profiles WHERE email LIKE $1",
+        [format!("{prefix}%").into()],
+    );
+    Ok(SyncedRow::find_by_statement(stmt).all(db).await?)
+}
+
+/// How many of the run's profiles are at version 1.
+async fn synced_count(db: &DatabaseConnection, prefix: &str) -> Result<u64, BenchError> {
+    let stmt = Statement::from_sql_and_values(
+        db.get_database_backend(),
+        "SELECT COUNT(*) AS n FROM profiles WHERE email LIKE $1 AND source_version = 1",
+        [format!("{prefix}%").into()],
+    );
+    let row = db.query_one_raw(stmt).await?;
+    Ok(match row {
+        Some(r) => r.try_get::<i64>("", "n")?.max(0) as u64,
+        None => 0,
+    })
+}
+
+/// Listens on the changes channel and notes when each `user.created` was first heard, until
+/// [`Listener::finish`].
+async fn listen(settings: &Settings, keys: &RedisKeys) -> Result<Listener, BenchError> {
+    let mut pubsub = redis::Client::open(settings.redis.url.expose())?
+        .get_async_pubsub()
+        .await?;
+    pubsub.subscribe(keys.changes()).await?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let mut heard: HashMap<Uuid, DateTime<Utc>> = HashMap::new();
+        let mut messages = pubsub.into_on_message();
+        let mut stopped = stopped;
+        loop {
+            tokio::select! {
+                _ = &mut stopped => break,
+                msg = messages.next() => {
+                    let Some(msg) = msg else { break };
+                    let at = Utc::now();
+                    let payload: String = msg.get_payload().unwrap_or_default();
+                    let Ok(v) = serde_json::from_str::<serde_json::Value>(&payload) else { continue };
+                    if v["event_type"] != "user.created" {
+                        continue;
+                    }
+                    if let Some(id) = v["aggregate_id"].as_str().and_then(|s| Uuid::parse_str(s).ok()) {
+                        heard.entry(id).or_insert(at);
+                    }
+                }
+            }
+        }
+        heard
+    });
+    Ok(Listener {
+        stop: Some(stop),
+        task,
+    })
+}
+
+/// The changes-channel listener of one run.
+struct Listener {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: JoinHandle<HashMap<Uuid, DateTime<Utc>>>,
+}
+
+impl Listener {
+    /// Stops listening; returns when each creation was first heard.
+    async fn finish(mut self) -> HashMap<Uuid, DateTime<Utc>> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.unwrap_or_default()
+    }
 }

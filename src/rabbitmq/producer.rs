@@ -7,6 +7,7 @@
 //! work side by side.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -164,26 +165,30 @@ impl OutboxRelay {
         shutdown: &mut Shutdown,
     ) -> Result<(), RelayError> {
         let depth = self.depth();
+        // Publishes awaiting a confirm, over every round in flight: at most the window. A
+        // round gives its share back as soon as its confirms are in, so the next round goes
+        // out while it is still being marked; `freed` says so.
+        let outstanding = AtomicUsize::new(0);
+        let freed = Notify::new();
         let mut inflight = FuturesOrdered::new();
         let mut failure: Option<RelayError> = None;
-        // Publishes awaiting a confirm, over every round in flight: at most the window.
-        let mut outstanding = 0usize;
         // Whether rows may be waiting: after a full round, a wake-up or a poll tick.
         let mut more = true;
         loop {
             let stopping = shutdown.is_stopping() || failure.is_some();
-            let room = inflight.len() < depth && outstanding < self.window;
+            let unconfirmed = outstanding.load(Ordering::Acquire);
+            let room = inflight.len() < depth && unconfirmed < self.window;
             if more && !stopping && room {
-                let limit = self.round_size().min(self.window - outstanding);
+                let limit = self.round_size().min(self.window - unconfirmed);
                 match self.send_round(channel, limit).await {
                     Ok(sent) => {
                         more = sent.claimed >= limit && sent.error.is_none();
                         if sent.claimed == 0 {
                             sent.close().await;
                         } else {
-                            let n = sent.pending.len();
-                            outstanding += n;
-                            inflight.push_back(async move { (n, self.settle(sent).await) });
+                            outstanding.fetch_add(sent.pending.len(), Ordering::AcqRel);
+                            let (outstanding, freed) = (&outstanding, &freed);
+                            inflight.push_back(self.settle(sent, outstanding, freed));
                         }
                     }
                     Err(e) => failure = Some(e),
@@ -208,14 +213,12 @@ impl OutboxRelay {
             let wanted = !more && !stopping && room;
             tokio::select! {
                 settled = inflight.next() => {
-                    if let Some((n, result)) = settled {
-                        outstanding -= n;
-                        if let Err(e) = result {
-                            failure.get_or_insert(e);
-                        }
+                    if let Some(Err(e)) = settled {
+                        failure.get_or_insert(e);
                     }
                 }
                 _ = self.wake.notified(), if wanted => more = true,
+                _ = freed.notified(), if more && !stopping => {}
             }
         }
     }
@@ -253,15 +256,22 @@ impl OutboxRelay {
         })
     }
 
-    /// Waits for a round's confirms, marks the confirmed rows published and commits.
-    async fn settle(&self, sent: Sent) -> Result<(), RelayError> {
+    /// Waits for a round's confirms, gives its share of the window back (`outstanding`, then
+    /// `freed`), marks the confirmed rows published and commits.
+    async fn settle(
+        &self,
+        sent: Sent,
+        outstanding: &AtomicUsize,
+        freed: &Notify,
+    ) -> Result<(), RelayError> {
         let Sent {
             txn,
             pending,
             mut error,
             ..
         } = sent;
-        let mut confirmed = Vec::with_capacity(pending.len());
+        let sent_count = pending.len();
+        let mut confirmed = Vec::with_capacity(sent_count);
         let waiting = Instant::now();
         for (id, confirm) in pending {
             if error.is_some() {
@@ -287,6 +297,9 @@ impl OutboxRelay {
         }
         metrics::histogram!("zealsync_publish_confirm_seconds")
             .record(waiting.elapsed().as_secs_f64());
+        // Settled one way or the other: none of these publishes is awaited any more.
+        outstanding.fetch_sub(sent_count, Ordering::AcqRel);
+        freed.notify_one();
         if !confirmed.is_empty() {
             let mark = outbox::Entity::update_many()
                 .col_expr(outbox::Column::PublishedAt, Expr::value(Utc::now()))
@@ -315,6 +328,17 @@ impl OutboxRelay {
     ) -> (Vec<(i64, PublisherConfirm)>, Option<AmqpError>) {
         let exchange = self.topology.exchange();
         let mut pending: Vec<(i64, PublisherConfirm)> = Vec::with_capacity(rows.len());
+        let now = Utc::now();
+        let delay = metrics::histogram!("zealsync_relay_delay_seconds");
+        for row in rows {
+            delay.record(
+                (now - row.created_at)
+                    .num_microseconds()
+                    .unwrap_or(0)
+                    .max(0) as f64
+                    / 1e6,
+            );
+        }
         for row in rows {
             let meta: EnvelopeMeta = match serde_json::from_str(&row.payload) {
                 Ok(m) => m,

@@ -85,6 +85,21 @@ pub async fn pending<C: ConnectionTrait>(conn: &C) -> Result<i64, DbErr> {
     }
 }
 
+/// Whether any row is still to publish: one probe of the partial index on pending rows, cheap
+/// enough to ask often (unlike [`pending`], which counts them all).
+pub async fn any_pending<C: ConnectionTrait>(conn: &C) -> Result<bool, DbErr> {
+    let row = conn
+        .query_one_raw(Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT EXISTS (SELECT 1 FROM outbox WHERE published_at IS NULL) AS any",
+        ))
+        .await?;
+    match row {
+        Some(r) => r.try_get::<bool>("", "any"),
+        None => Ok(false),
+    }
+}
+
 /// Counts pending and published rows and the age of the oldest pending one.
 pub async fn stats<C: ConnectionTrait>(conn: &C) -> Result<OutboxStats, DbErr> {
     let backend = conn.get_database_backend();
