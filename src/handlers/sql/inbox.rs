@@ -63,6 +63,68 @@ pub async fn record_many<C: ConnectionTrait>(
         .collect()
 }
 
+/// Takes the instructors' locks (as [`lock_instructors`]) and records the events (as
+/// [`record_many`]) in one statement on PostgreSQL, so a batch costs one round trip less;
+/// returns the ids that were new. The locks are an init plan of the insert: all are held
+/// before the first record is written.
+pub async fn lock_and_record_many<C: ConnectionTrait>(
+    conn: &C,
+    lock_ids: impl Iterator<Item = Uuid>,
+    event_ids: impl Iterator<Item = Uuid>,
+    handler: &str,
+) -> Result<std::collections::HashSet<Uuid>, DbErr> {
+    if conn.get_database_backend() != DbBackend::Postgres {
+        lock_instructors(conn, lock_ids).await?;
+        return record_many(conn, event_ids, handler).await;
+    }
+    let lock_ids: Vec<Uuid> = lock_ids.collect();
+    let events: Vec<Uuid> = event_ids.collect();
+    if events.is_empty() {
+        lock_instructors(conn, lock_ids.into_iter()).await?;
+        return Ok(Default::default());
+    }
+    let mut keys: Vec<String> = lock_ids.iter().map(|u| u.to_string()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    // Placeholders only, so the text depends on the batch's shape alone and its prepared
+    // statement is reused.
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(1 + keys.len() + events.len());
+    values.push(handler.into());
+    let locks = if keys.is_empty() {
+        "SELECT 1 WHERE false".to_string()
+    } else {
+        let slots: Vec<String> = (0..keys.len()).map(|i| format!("(${})", i + 2)).collect();
+        values.extend(keys.into_iter().map(sea_orm::Value::from));
+        format!(
+            "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM (VALUES {}) AS t(k) ORDER BY k",
+            slots.join(",")
+        )
+    };
+    let first = values.len() + 1;
+    let slots: Vec<String> = (0..events.len())
+        .map(|i| format!("(${}::uuid)", first + i))
+        .collect();
+    values.extend(events.into_iter().map(sea_orm::Value::from));
+    let sql = format!(
+        "WITH locks AS ({locks}) \
+         INSERT INTO processed_events (event_id, handler, processed_at) \
+         SELECT v.event_id, $1, now() FROM (VALUES {}) AS v(event_id) \
+         WHERE (SELECT count(*) FROM locks) >= 0 \
+         ON CONFLICT (event_id, handler) DO NOTHING RETURNING event_id",
+        slots.join(",")
+    );
+    let rows = conn
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            values,
+        ))
+        .await?;
+    rows.iter()
+        .map(|r| r.try_get::<Uuid>("", "event_id"))
+        .collect()
+}
+
 /// Takes the locks of many instructors in one statement, in id order (no deadlock between
 /// concurrent batches). PostgreSQL only; SQLite has a single writer already.
 pub async fn lock_instructors<C: ConnectionTrait>(

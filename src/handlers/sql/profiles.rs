@@ -77,9 +77,9 @@ impl ProfileProjection {
 }
 
 impl ProfileProjection {
-    /// A batch in a handful of statements whatever its size: one lock statement, one
-    /// multi-row inbox insert, one multi-row version-guarded upsert, and a name push for the
-    /// instructors only (students instruct nothing).
+    /// A batch in a handful of statements whatever its size: one statement that takes the
+    /// locks and writes the inbox records, one multi-row version-guarded upsert, and a name
+    /// push for the instructors only (students instruct nothing).
     async fn apply_set(
         &self,
         events: &[&Envelope],
@@ -103,9 +103,9 @@ impl ProfileProjection {
                 .collect());
         }
         let txn = self.db.begin().await?;
-        inbox::lock_instructors(&txn, valid.iter().map(|(_, d)| d.id)).await?;
-        let fresh = inbox::record_many(
+        let fresh = inbox::lock_and_record_many(
             &txn,
+            valid.iter().map(|(_, d)| d.id),
             valid.iter().map(|(i, _)| events[*i].event_id),
             self.name(),
         )
