@@ -39,6 +39,7 @@ async fn metrics_cover_http_outbox_publishing_and_consuming() {
         "zealsync_outbox_pending",
         "zealsync_outbox_oldest_pending_age_seconds",
         "zealsync_publish_confirm_seconds_bucket",
+        "zealsync_relay_delay_seconds_bucket",
     ] {
         assert!(
             publisher.contains(name),
