@@ -90,6 +90,10 @@ enum BenchCommand {
     Broker {
         #[arg(short, long, default_value_t = 20_000)]
         n: u64,
+        /// Then offer this many messages/s for 10 s and report publish-to-delivery latency
+        /// (the broker's floor under the sync lag); 0 skips it.
+        #[arg(long, default_value_t = 1000.0)]
+        latency_rate: f64,
     },
 }
 
@@ -260,7 +264,9 @@ async fn bench(
         }
         BenchCommand::Relay { n } => bench::relay::run(&settings, n, json).await?,
         BenchCommand::Consume { n } => bench::consume::run(&settings, n, json).await?,
-        BenchCommand::Broker { n } => bench::broker::run(&settings, n, json).await?,
+        BenchCommand::Broker { n, latency_rate } => {
+            bench::broker::run(&settings, n, latency_rate, json).await?
+        }
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -31,8 +31,14 @@ pub fn sample_body() -> Vec<u8> {
     env.encode()
 }
 
-/// Publishes and consumes `n` messages on a throw-away queue.
-pub async fn run(settings: &Settings, n: u64, quiet: bool) -> Result<BenchReport, BenchError> {
+/// Publishes and consumes `n` messages on a throw-away queue; then, when `latency_rate` is
+/// above 0, offers that many messages/s for 10 s and reports publish-to-delivery latency.
+pub async fn run(
+    settings: &Settings,
+    n: u64,
+    latency_rate: f64,
+    quiet: bool,
+) -> Result<BenchReport, BenchError> {
     let conn = Connection::connect(
         settings.rabbitmq.url.expose(),
         ConnectionProperties::default(),
@@ -152,6 +158,10 @@ pub async fn run(settings: &Settings, n: u64, quiet: bool) -> Result<BenchReport
         "msg/s",
     );
     report.check("all consumed", got == n);
+    if latency_rate > 0.0 {
+        crate::bench::broker_latency::measure(settings, &args, latency_rate, 10, &mut report)
+            .await?;
+    }
     Ok(report)
 }
 

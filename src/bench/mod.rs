@@ -3,6 +3,7 @@
 //! `broker` run against throw-away databases, queues and keys, so they never touch real data.
 
 pub mod broker;
+pub mod broker_latency;
 pub mod consume;
 pub mod e2e;
 pub mod relay;
