@@ -70,40 +70,14 @@ pub async fn run(
     bar.finish_and_clear();
 
     // The relay's case: each event routed by a topic exchange to the two subscriber queues.
-    let exchange = format!("{queue}.events");
-    ch.exchange_declare(
-        exchange.as_str().into(),
-        lapin::ExchangeKind::Topic,
-        ExchangeDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    )
-    .await?;
-    let fanout = [format!("{queue}.a"), format!("{queue}.b")];
-    for q in &fanout {
-        declare_queue(&ch, q, &args).await?;
-        ch.queue_bind(
-            q.as_str().into(),
-            exchange.as_str().into(),
-            "#".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    }
+    let fanout = Fanout::declare(&ch, &queue, &args).await?;
     let bar = progress(n, "publish x2", quiet);
-    let fanout_secs = publish_all(&ch, &exchange, n, window, &bar, |_| raw("user.created")).await?;
+    let fanout_secs = publish_all(&ch, &fanout.exchange, n, window, &bar, |_| {
+        raw("user.created")
+    })
+    .await?;
     bar.finish_and_clear();
-    for q in &fanout {
-        let _ = ch
-            .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
-            .await;
-    }
-    let _ = ch
-        .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-        .await;
+    fanout.remove(&ch).await;
 
     let consumer_ch = conn.create_channel().await?;
     consumer_ch
@@ -163,6 +137,57 @@ pub async fn run(
             .await?;
     }
     Ok(report)
+}
+
+/// A topic exchange bound (`#`) to two durable queues: the subscriber's layout, without it.
+pub struct Fanout {
+    pub exchange: String,
+    pub queues: [String; 2],
+}
+
+impl Fanout {
+    /// Declares `<base>.events` and the queues `<base>.a` and `<base>.b` (with `args`).
+    pub async fn declare(ch: &Channel, base: &str, args: &FieldTable) -> Result<Self, BenchError> {
+        let exchange = format!("{base}.events");
+        ch.exchange_declare(
+            exchange.as_str().into(),
+            lapin::ExchangeKind::Topic,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+        let queues = [format!("{base}.a"), format!("{base}.b")];
+        for q in &queues {
+            declare_queue(ch, q, args).await?;
+            ch.queue_bind(
+                q.as_str().into(),
+                exchange.as_str().into(),
+                "#".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        }
+        Ok(Self { exchange, queues })
+    }
+
+    /// Deletes the queues and the exchange (best effort: they are scratch).
+    pub async fn remove(&self, ch: &Channel) {
+        for q in &self.queues {
+            let _ = ch
+                .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+                .await;
+        }
+        let _ = ch
+            .exchange_delete(
+                self.exchange.as_str().into(),
+                ExchangeDeleteOptions::default(),
+            )
+            .await;
+    }
 }
 
 /// Declares a durable queue of the configured type.

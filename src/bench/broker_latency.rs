@@ -8,13 +8,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use futures_util::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
-    QueueDeclareOptions, QueueDeleteOptions,
+    ConfirmSelectOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 
-use crate::bench::broker::sample_body;
+use crate::bench::broker::{Fanout, sample_body};
 use crate::bench::{BenchError, BenchReport, percentile};
 use crate::config::Settings;
 
@@ -42,36 +41,11 @@ pub async fn measure(
     let ch = publisher.create_channel().await?;
     ch.confirm_select(ConfirmSelectOptions::default()).await?;
     let base = format!("zsbench-lat-{}", uuid::Uuid::new_v4().simple());
-    let exchange = format!("{base}.events");
-    ch.exchange_declare(
-        exchange.as_str().into(),
-        lapin::ExchangeKind::Topic,
-        ExchangeDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    )
-    .await?;
-    let queues = [format!("{base}.a"), format!("{base}.b")];
+    let fanout = Fanout::declare(&ch, &base, queue_args).await?;
     let n = (rate * secs as f64).round().max(1.0) as u64;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<f64>();
     let mut consumers = Vec::new();
-    for q in &queues {
-        let opts = QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        };
-        ch.queue_declare(q.as_str().into(), opts, queue_args.clone())
-            .await?;
-        ch.queue_bind(
-            q.as_str().into(),
-            exchange.as_str().into(),
-            "#".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    for q in &fanout.queues {
         let cch = consumer.create_channel().await?;
         cch.basic_qos(settings.rabbitmq.prefetch, BasicQosOptions::default())
             .await?;
@@ -122,7 +96,7 @@ pub async fn measure(
             .with_headers(headers);
         confirms.push(
             ch.basic_publish(
-                exchange.as_str().into(),
+                fanout.exchange.as_str().into(),
                 "user.created".into(),
                 BasicPublishOptions::default(),
                 &body,
@@ -144,14 +118,7 @@ pub async fn measure(
     for c in consumers {
         c.abort();
     }
-    for q in &queues {
-        let _ = ch
-            .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
-            .await;
-    }
-    let _ = ch
-        .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-        .await;
+    fanout.remove(&ch).await;
     let _ = consumer.close(200, "bench done".into()).await;
     let _ = publisher.close(200, "bench done".into()).await;
 
