@@ -331,15 +331,8 @@ impl OutboxRelay {
         let now = Utc::now();
         let delay = metrics::histogram!("zealsync_relay_delay_seconds");
         for row in rows {
-            delay.record(
-                (now - row.created_at)
-                    .num_microseconds()
-                    .unwrap_or(0)
-                    .max(0) as f64
-                    / 1e6,
-            );
-        }
-        for row in rows {
+            let waited = (now - row.created_at).num_microseconds().unwrap_or(0);
+            delay.record(waited.max(0) as f64 / 1e6);
             let meta: EnvelopeMeta = match serde_json::from_str(&row.payload) {
                 Ok(m) => m,
                 Err(e) => {
