@@ -79,18 +79,7 @@ pub async fn run(
     bar.finish_and_clear();
     fanout.remove(&ch).await;
 
-    let consumer_ch = conn.create_channel().await?;
-    consumer_ch
-        .basic_qos(settings.rabbitmq.prefetch, BasicQosOptions::default())
-        .await?;
-    let mut consumer = consumer_ch
-        .basic_consume(
-            queue.as_str().into(),
-            "zsbench".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    let mut consumer = consume(&conn, &queue, settings.rabbitmq.prefetch, "zsbench").await?;
     let bar = progress(n, "consume", quiet);
     let start = Instant::now();
     let mut got = 0;
@@ -188,6 +177,25 @@ impl Fanout {
             )
             .await;
     }
+}
+
+/// Consumes `queue` with manual acks on a new channel of `conn`, `prefetch` unacked at most.
+pub async fn consume(
+    conn: &Connection,
+    queue: &str,
+    prefetch: u16,
+    tag: &str,
+) -> Result<lapin::Consumer, BenchError> {
+    let ch = conn.create_channel().await?;
+    ch.basic_qos(prefetch, BasicQosOptions::default()).await?;
+    Ok(ch
+        .basic_consume(
+            queue.into(),
+            tag.into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?)
 }
 
 /// Declares a durable queue of the configured type.

@@ -6,14 +6,11 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions,
-};
+use lapin::options::{BasicAckOptions, BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 
-use crate::bench::broker::{Fanout, sample_body};
+use crate::bench::broker::{Fanout, consume, sample_body};
 use crate::bench::{BenchError, BenchReport, percentile};
 use crate::config::Settings;
 
@@ -46,17 +43,7 @@ pub async fn measure(
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<f64>();
     let mut consumers = Vec::new();
     for q in &fanout.queues {
-        let cch = consumer.create_channel().await?;
-        cch.basic_qos(settings.rabbitmq.prefetch, BasicQosOptions::default())
-            .await?;
-        let mut stream = cch
-            .basic_consume(
-                q.as_str().into(),
-                "zsbench-lat".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+        let mut stream = consume(&consumer, q, settings.rabbitmq.prefetch, "zsbench-lat").await?;
         let tx = tx.clone();
         consumers.push(tokio::spawn(async move {
             let mut got = 0;
