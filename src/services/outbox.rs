@@ -73,30 +73,26 @@ pub struct OutboxStats {
 
 /// Counts the rows still to publish (through the partial index on pending rows).
 pub async fn pending<C: ConnectionTrait>(conn: &C) -> Result<i64, DbErr> {
-    let row = conn
-        .query_one_raw(Statement::from_string(
-            conn.get_database_backend(),
-            "SELECT COUNT(*) AS n FROM outbox WHERE published_at IS NULL",
-        ))
-        .await?;
-    match row {
-        Some(r) => r.try_get::<i64>("", "n"),
-        None => Ok(0),
-    }
+    let sql = "SELECT COUNT(*) AS v FROM outbox WHERE published_at IS NULL";
+    Ok(scalar(conn, sql).await?.unwrap_or(0))
 }
 
 /// Whether any row is still to publish: one probe of the partial index on pending rows, cheap
 /// enough to ask often (unlike [`pending`], which counts them all).
 pub async fn any_pending<C: ConnectionTrait>(conn: &C) -> Result<bool, DbErr> {
-    let row = conn
-        .query_one_raw(Statement::from_string(
-            conn.get_database_backend(),
-            "SELECT EXISTS (SELECT 1 FROM outbox WHERE published_at IS NULL) AS any",
-        ))
-        .await?;
-    match row {
-        Some(r) => r.try_get::<bool>("", "any"),
-        None => Ok(false),
+    let sql = "SELECT EXISTS (SELECT 1 FROM outbox WHERE published_at IS NULL) AS v";
+    Ok(scalar(conn, sql).await?.unwrap_or(false))
+}
+
+/// The column `v` of the one row `sql` returns.
+async fn scalar<C: ConnectionTrait, T: sea_orm::TryGetable>(
+    conn: &C,
+    sql: &str,
+) -> Result<Option<T>, DbErr> {
+    let stmt = Statement::from_string(conn.get_database_backend(), sql);
+    match conn.query_one_raw(stmt).await? {
+        Some(r) => r.try_get::<T>("", "v").map(Some),
+        None => Ok(None),
     }
 }
 
