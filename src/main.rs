@@ -97,16 +97,30 @@ enum BenchCommand {
     },
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    let mut settings = match Settings::load() {
+    let settings = match Settings::load() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::from(2);
         }
     };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(settings.runtime.worker_threads.max(1))
+        .enable_all()
+        .build();
+    match runtime {
+        Ok(rt) => rt.block_on(command(cli, settings)),
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the chosen command on the runtime.
+async fn command(cli: Cli, mut settings: Settings) -> ExitCode {
     let stem = match cli.command {
         Command::Publisher => "publisher",
         Command::Subscriber => "subscriber",

@@ -43,7 +43,7 @@ pub async fn run(settings: &Settings, n: u64, quiet: bool) -> Result<BenchReport
         let batch = 1000.min(n - written);
         let txn = db.begin().await?;
         for i in 0..batch {
-            outbox::append(&txn, &user_event(written + i)).await?;
+            outbox::append(&txn, &user_event(written + i), None).await?;
         }
         txn.commit().await?;
         written += batch;

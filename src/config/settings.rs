@@ -31,6 +31,24 @@ pub struct Settings {
     pub retry: RetrySettings,
     pub admin: AdminSettings,
     pub log: LogSettings,
+    #[serde(default)]
+    pub runtime: RuntimeSettings,
+}
+
+/// The async runtime of the background work: the relay, the creation batcher, the
+/// consumers. HTTP requests run on actix's own worker threads beside it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RuntimeSettings {
+    /// Its worker threads. That work waits on the database and the broker far more than it
+    /// computes: one thread keeps a hand-over from one task to the next on the same core
+    /// instead of waking another thread, which under load costs more than it saves.
+    pub worker_threads: usize,
+}
+
+impl Default for RuntimeSettings {
+    fn default() -> Self {
+        Self { worker_threads: 1 }
+    }
 }
 
 /// Where one HTTP service listens and which database it owns.
@@ -84,6 +102,14 @@ pub struct OutboxSettings {
     /// overlap their confirm waits; `FOR UPDATE SKIP LOCKED` keeps them off each other's rows.
     #[serde(default = "default_relay_workers")]
     pub relay_workers: usize,
+    /// How long a row its writer hands straight to its own relay stays claimed by it (PostgreSQL).
+    /// Should that process die first, another relay publishes the row after this.
+    #[serde(default = "default_handoff_lease_ms")]
+    pub handoff_lease_ms: u64,
+}
+
+fn default_handoff_lease_ms() -> u64 {
+    10_000
 }
 
 fn default_relay_workers() -> usize {

@@ -7,6 +7,7 @@ use tokio::sync::Notify;
 
 use crate::controllers::admin_auth::AdminToken;
 use crate::controllers::request_id::RequestId;
+use crate::rabbitmq::handoff::Handoff;
 use crate::services::WriteContext;
 use crate::services::create_batch::CreateBatcher;
 
@@ -14,6 +15,8 @@ use crate::services::create_batch::CreateBatcher;
 pub struct PublisherState {
     pub db: DatabaseConnection,
     pub relay_wake: Arc<Notify>,
+    /// Gives committed rows straight to the relay (PostgreSQL only).
+    pub handoff: Option<Handoff>,
     pub admin: AdminToken,
     /// Batches user creations (PostgreSQL only).
     pub creates: Option<CreateBatcher>,
@@ -25,6 +28,7 @@ impl PublisherState {
         WriteContext {
             correlation_id: &rid.0,
             relay_wake: &self.relay_wake,
+            handoff: self.handoff.as_ref(),
             creates: self.creates.as_ref(),
         }
     }

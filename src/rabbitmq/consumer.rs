@@ -17,6 +17,7 @@ use lapin::{Channel, Connection, ConnectionProperties};
 use crate::config::SecretUrl;
 use crate::handlers::{EventHandler, HandlerError, Outcome};
 use crate::links::LinkFlag;
+use crate::rabbitmq::acks::HeldAcks;
 use crate::rabbitmq::amqp::{AmqpError, bounded};
 use crate::rabbitmq::backoff::Backoff;
 use crate::rabbitmq::envelope::Envelope;
@@ -114,14 +115,21 @@ impl QueueConsumer {
         tracing::info!(queue = %self.queue(), prefetch = self.prefetch, "consuming");
         // A link that dies while idle may not wake the delivery stream: look at it every second.
         let mut watchdog = tokio::time::interval(std::time::Duration::from_secs(1));
+        // Acks of applied batches, held to go out together.
+        let mut held = HeldAcks::default();
         loop {
+            let ack_due = held.due();
             tokio::select! {
                 biased;
                 _ = shutdown.wait() => {
                     // Stop new deliveries; unacked prefetched ones go back to the queue on close.
                     let _ = bounded(channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default())).await;
+                    held.flush(&channel).await?;
                     let _ = bounded(conn.close(200, "shutdown".into())).await;
                     return Ok(());
+                }
+                _ = tokio::time::sleep_until(ack_due.unwrap_or_else(tokio::time::Instant::now)), if ack_due.is_some() => {
+                    held.flush(&channel).await?;
                 }
                 next = deliveries.next() => match next {
                     Some(Ok(delivery)) => {
@@ -138,7 +146,11 @@ impl QueueConsumer {
                                 _ => break,
                             }
                         }
-                        self.handle_batch(&channel, &publisher, batch, shutdown).await?;
+                        let items = self.apply_batch(batch, shutdown).await;
+                        self.settle(&channel, &publisher, items, &mut held).await?;
+                        if held.crowded(self.prefetch) {
+                            held.flush(&channel).await?;
+                        }
                         if let Some(e) = failed {
                             return Err(e.into());
                         }
@@ -155,14 +167,9 @@ impl QueueConsumer {
         }
     }
 
-    /// Applies a batch of deliveries (in arrival order) and settles each.
-    async fn handle_batch(
-        &self,
-        channel: &Channel,
-        publisher: &Channel,
-        deliveries: Vec<Delivery>,
-        shutdown: &mut Shutdown,
-    ) -> Result<(), AmqpError> {
+    /// Applies a batch of deliveries (in arrival order); returns them with their verdicts,
+    /// to be settled.
+    async fn apply_batch(&self, deliveries: Vec<Delivery>, shutdown: &mut Shutdown) -> Vec<Item> {
         let mut items: Vec<Item> = deliveries.into_iter().map(|d| self.prepare(d)).collect();
         let mut waiting = Backoff::new(
             std::time::Duration::from_millis(100),
@@ -185,7 +192,7 @@ impl QueueConsumer {
         if waits > 0 {
             tracing::info!(queue = %self.queue(), waits, "store is back; resuming");
         }
-        self.settle(channel, publisher, items).await
+        items
     }
 
     /// Decodes and routes one delivery; what cannot be applied is marked for parking.
@@ -310,13 +317,15 @@ impl QueueConsumer {
         unavailable
     }
 
-    /// Acks what was applied (one multiple-ack when the whole batch was), sends failures to a
-    /// retry queue or the parking lot first, and gives back what could not be applied.
+    /// Acks what was applied (held in `held`, to go out with later batches as one multiple-ack,
+    /// when the whole batch was), sends failures to a retry queue or the parking lot first, and
+    /// gives back what could not be applied.
     async fn settle(
         &self,
         channel: &Channel,
         publisher: &Channel,
         items: Vec<Item>,
+        held: &mut HeldAcks,
     ) -> Result<(), AmqpError> {
         let all_done = items
             .iter()
@@ -335,10 +344,12 @@ impl QueueConsumer {
         }
         if all_done {
             if let Some(tag) = last_tag {
-                bounded(channel.basic_ack(tag, BasicAckOptions { multiple: true })).await?;
+                held.hold(tag, items.len());
             }
             return Ok(());
         }
+        // Settled one by one, in order after what is held.
+        held.flush(channel).await?;
         for item in items {
             self.settle_one(channel, publisher, item).await?;
         }

@@ -4,8 +4,10 @@
 //! claimed with `FOR UPDATE SKIP LOCKED`, so several publishers never publish the same row, and
 //! the next round is claimed and published while earlier ones await their confirms (up to
 //! [`ROUNDS_IN_FLIGHT`] rounds and `confirm_window` publishes), so the database and the broker
-//! work side by side.
+//! work side by side. Rows this process's writers hand over (see [`crate::rabbitmq::handoff`])
+//! skip the claim: they are published as they arrive and marked in one statement.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -17,16 +19,17 @@ use lapin::options::BasicPublishOptions;
 use lapin::{Channel, PublisherConfirm};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, EntityTrait,
+    ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 
 use crate::config::OutboxSettings;
 use crate::entities::publisher::outbox;
 use crate::links::LinkFlag;
 use crate::rabbitmq::amqp::{AmqpError, bounded, confirm_channel};
 use crate::rabbitmq::backoff::Backoff;
+use crate::rabbitmq::handoff::still_ours;
 use crate::rabbitmq::properties::{EnvelopeMeta, event_properties};
 use crate::rabbitmq::topology::Topology;
 use crate::shutdown::Shutdown;
@@ -62,6 +65,60 @@ pub struct OutboxRelay {
     window: usize,
     wake: Arc<Notify>,
     link: LinkFlag,
+    handed: Option<Handed>,
+}
+
+/// Rows handed over by this process's writers, in commit order.
+struct Handed {
+    rx: mpsc::Receiver<outbox::Model>,
+    /// Received, not yet published.
+    carry: VecDeque<outbox::Model>,
+    lease: Duration,
+}
+
+impl Handed {
+    /// Up to `limit` rows still ours to publish, and the ids of those whose claim is too close
+    /// to running out (left to the claim path).
+    fn take(&mut self, limit: usize) -> (Vec<outbox::Model>, Vec<i64>) {
+        while self.carry.len() < limit {
+            match self.rx.try_recv() {
+                Ok(row) => self.carry.push_back(row),
+                Err(_) => break,
+            }
+        }
+        let now = Utc::now();
+        let (mut rows, mut stale) = (Vec::new(), Vec::new());
+        while rows.len() < limit {
+            let Some(row) = self.carry.pop_front() else {
+                break;
+            };
+            if still_ours(&row, self.lease, now) {
+                rows.push(row);
+            } else {
+                stale.push(row.id);
+            }
+        }
+        (rows, stale)
+    }
+
+    /// Waits for the next row and keeps it; pending for ever once every writer is gone.
+    async fn receive(handed: &mut Option<Handed>) {
+        match handed {
+            Some(h) => match h.rx.recv().await {
+                Some(row) => h.carry.push_back(row),
+                None => std::future::pending().await,
+            },
+            None => std::future::pending().await,
+        }
+    }
+
+    /// The ids of every row received or waiting, now given up.
+    fn drain(&mut self) -> Vec<i64> {
+        while let Ok(row) = self.rx.try_recv() {
+            self.carry.push_back(row);
+        }
+        self.carry.drain(..).map(|r| r.id).collect()
+    }
 }
 
 /// A claimed batch whose rows went to the broker and await their confirms.
@@ -69,6 +126,8 @@ struct Sent {
     /// Holds the rows' locks until they are marked (PostgreSQL); `None` on SQLite.
     txn: Option<DatabaseTransaction>,
     claimed: usize,
+    /// The rows of a handed-over round (empty for a claimed one): released if not confirmed.
+    handed: Vec<i64>,
     pending: Vec<(i64, PublisherConfirm)>,
     /// Why publishing stopped early; the rows not sent stay pending.
     error: Option<AmqpError>,
@@ -93,7 +152,19 @@ impl OutboxRelay {
             window: window.max(1),
             wake,
             link,
+            handed: None,
         }
+    }
+
+    /// Also publishes the rows this process's writers hand over through `rx` (see
+    /// [`crate::rabbitmq::handoff::Handoff`]), claimed by them for `lease`.
+    pub fn with_handoff(mut self, rx: mpsc::Receiver<outbox::Model>, lease: Duration) -> Self {
+        self.handed = Some(Handed {
+            rx,
+            carry: VecDeque::new(),
+            lease,
+        });
+        self
     }
 
     fn postgres(&self) -> bool {
@@ -112,7 +183,8 @@ impl OutboxRelay {
     }
 
     /// Runs until `shutdown`: finishes the rounds in flight, then returns.
-    pub async fn run(self, mut shutdown: Shutdown) {
+    pub async fn run(mut self, mut shutdown: Shutdown) {
+        let mut handed = self.handed.take();
         let mut backoff = Backoff::default();
         let mut channel: Option<Channel> = None;
         let poll = Duration::from_millis(self.settings.poll_interval_ms.max(1));
@@ -137,11 +209,15 @@ impl OutboxRelay {
                     }
                 },
             };
-            match self.pump(&ch, poll, &mut shutdown).await {
+            match self.pump(&ch, poll, &mut shutdown, &mut handed).await {
                 Ok(()) => break,
                 Err(RelayError::Broker(e)) => {
                     self.link.set(false);
                     channel = None;
+                    // Until the link is back, what was handed over goes the claim path's way.
+                    if let Some(h) = handed.as_mut() {
+                        self.release(&h.drain()).await;
+                    }
                     let d = backoff.next_delay();
                     tracing::warn!(error = %e, retry_in_ms = d.as_millis() as u64, "relay lost the broker; rows stay pending");
                     shutdown.sleep(d).await;
@@ -152,7 +228,31 @@ impl OutboxRelay {
                 }
             }
         }
+        if let Some(h) = handed.as_mut() {
+            // Published by the next relay to run, without waiting for the claims to run out.
+            self.release(&h.drain()).await;
+        }
         tracing::info!("relay stopped");
+    }
+
+    /// Gives up the claims on `ids` still unpublished, so any relay's claim takes them now.
+    async fn release(&self, ids: &[i64]) {
+        if ids.is_empty() {
+            return;
+        }
+        let released = outbox::Entity::update_many()
+            .col_expr(
+                outbox::Column::ClaimedUntil,
+                Expr::value(Option::<chrono::DateTime<Utc>>::None),
+            )
+            .filter(outbox::Column::Id.is_in(ids.iter().copied()))
+            .filter(outbox::Column::PublishedAt.is_null())
+            .exec(&self.db)
+            .await;
+        if let Err(e) = released {
+            // The claims then simply run out.
+            tracing::warn!(error = %e, rows = ids.len(), "cannot release handed-over rows");
+        }
     }
 
     /// Claims and publishes rounds while earlier ones await their confirms, and marks each
@@ -163,6 +263,7 @@ impl OutboxRelay {
         channel: &Channel,
         poll: Duration,
         shutdown: &mut Shutdown,
+        handed: &mut Option<Handed>,
     ) -> Result<(), RelayError> {
         let depth = self.depth();
         // Publishes awaiting a confirm, over every round in flight: at most the window. A
@@ -172,13 +273,33 @@ impl OutboxRelay {
         let freed = Notify::new();
         let mut inflight = FuturesOrdered::new();
         let mut failure: Option<RelayError> = None;
-        // Whether rows may be waiting: after a full round, a wake-up or a poll tick.
+        // Whether rows may be waiting to be claimed: after a full round, a wake-up or a poll
+        // tick (also while handed-over rows keep the relay busy).
         let mut more = true;
+        let mut claimed_at = Instant::now();
         loop {
             let stopping = shutdown.is_stopping() || failure.is_some();
             let unconfirmed = outstanding.load(Ordering::Acquire);
             let room = inflight.len() < depth && unconfirmed < self.window;
+            if claimed_at.elapsed() >= poll {
+                more = true;
+            }
+            if let Some(h) = handed.as_mut()
+                && !stopping
+                && room
+            {
+                let (rows, stale) = h.take(self.round_size().min(self.window - unconfirmed));
+                self.release(&stale).await;
+                if !rows.is_empty() {
+                    let sent = self.send_handed(channel, rows).await;
+                    outstanding.fetch_add(sent.pending.len(), Ordering::AcqRel);
+                    let (outstanding, freed) = (&outstanding, &freed);
+                    inflight.push_back(self.settle(sent, outstanding, freed));
+                    continue;
+                }
+            }
             if more && !stopping && room {
+                claimed_at = Instant::now();
                 let limit = self.round_size().min(self.window - unconfirmed);
                 match self.send_round(channel, limit).await {
                     Ok(sent) => {
@@ -202,12 +323,13 @@ impl OutboxRelay {
                 if shutdown.is_stopping() {
                     return Ok(());
                 }
+                let tick = poll.saturating_sub(claimed_at.elapsed());
                 tokio::select! {
-                    _ = self.wake.notified() => {}
-                    _ = tokio::time::sleep(poll) => {}
+                    _ = self.wake.notified() => more = true,
+                    _ = tokio::time::sleep(tick) => more = true,
                     _ = shutdown.wait() => {}
+                    _ = Handed::receive(handed) => {}
                 }
-                more = true;
                 continue;
             }
             let wanted = !more && !stopping && room;
@@ -218,7 +340,8 @@ impl OutboxRelay {
                     }
                 }
                 _ = self.wake.notified(), if wanted => more = true,
-                _ = freed.notified(), if more && !stopping => {}
+                _ = Handed::receive(handed), if !stopping && room => {}
+                _ = freed.notified(), if !stopping => {}
             }
         }
     }
@@ -234,8 +357,14 @@ impl OutboxRelay {
             // SQLite has one writer connection: do not hold it while waiting on the broker.
             None
         };
+        // Rows handed to a relay are its own until their claim runs out.
         let mut q = outbox::Entity::find()
             .filter(outbox::Column::PublishedAt.is_null())
+            .filter(
+                Condition::any()
+                    .add(outbox::Column::ClaimedUntil.is_null())
+                    .add(outbox::Column::ClaimedUntil.lt(Utc::now())),
+            )
             .order_by_asc(outbox::Column::Id)
             .limit(limit as u64);
         let rows = match &txn {
@@ -251,9 +380,23 @@ impl OutboxRelay {
         Ok(Sent {
             txn,
             claimed: rows.len(),
+            handed: Vec::new(),
             pending,
             error,
         })
+    }
+
+    /// Publishes rows handed over by this process's writers (already claimed for this relay)
+    /// without waiting for the confirms.
+    async fn send_handed(&self, channel: &Channel, rows: Vec<outbox::Model>) -> Sent {
+        let (pending, error) = self.publish(channel, &rows).await;
+        Sent {
+            txn: None,
+            claimed: rows.len(),
+            handed: rows.iter().map(|r| r.id).collect(),
+            pending,
+            error,
+        }
     }
 
     /// Waits for a round's confirms, gives its share of the window back (`outstanding`, then
@@ -266,6 +409,7 @@ impl OutboxRelay {
     ) -> Result<(), RelayError> {
         let Sent {
             txn,
+            handed,
             pending,
             mut error,
             ..
@@ -311,6 +455,14 @@ impl OutboxRelay {
         }
         if let Some(txn) = txn {
             txn.commit().await?;
+        }
+        if error.is_some() && !handed.is_empty() {
+            // Handed-over rows left unconfirmed go to the claim path at once.
+            let unconfirmed: Vec<i64> = handed
+                .into_iter()
+                .filter(|id| !confirmed.contains(id))
+                .collect();
+            self.release(&unconfirmed).await;
         }
         metrics::counter!("zealsync_events_published_total").increment(confirmed.len() as u64);
         match error {

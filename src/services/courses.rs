@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::entities::publisher::{courses, users};
 use crate::rabbitmq::envelope::{Action, AggregateType, Envelope, EventType};
+use crate::rabbitmq::handoff::Slot;
 use crate::services::WriteContext;
 use crate::services::error::ServiceError;
 use crate::services::outbox;
@@ -28,6 +29,7 @@ pub async fn create(
             "title and instructor_id are required",
         ));
     };
+    let slot = ctx.reserve();
     let txn = db.begin().await?;
     ensure_instructor(&txn, instructor_id).await?;
     let now = Utc::now().trunc_subsecs(6);
@@ -44,9 +46,14 @@ pub async fn create(
         .exec_without_returning(&txn)
         .await
         .map_err(fk_to_invalid)?;
-    outbox::append(&txn, &event(Action::Created, &model, 1, ctx)).await?;
+    let row = outbox::append(
+        &txn,
+        &event(Action::Created, &model, 1, ctx),
+        slot.as_ref().map(Slot::until),
+    )
+    .await?;
     txn.commit().await?;
-    ctx.committed();
+    ctx.committed(slot, row);
     Ok(model)
 }
 
@@ -79,6 +86,7 @@ pub async fn update(
     if_match: Option<i64>,
     ctx: &WriteContext<'_>,
 ) -> Result<courses::Model, ServiceError> {
+    let slot = ctx.reserve();
     let txn = db.begin().await?;
     let current = courses::Entity::find_by_id(id)
         .lock_exclusive()
@@ -118,9 +126,14 @@ pub async fn update(
             current: current.version + 1,
         });
     }
-    outbox::append(&txn, &event(Action::Updated, &next, next.version, ctx)).await?;
+    let row = outbox::append(
+        &txn,
+        &event(Action::Updated, &next, next.version, ctx),
+        slot.as_ref().map(Slot::until),
+    )
+    .await?;
     txn.commit().await?;
-    ctx.committed();
+    ctx.committed(slot, row);
     Ok(next)
 }
 
@@ -131,6 +144,7 @@ pub async fn delete(
     if_match: Option<i64>,
     ctx: &WriteContext<'_>,
 ) -> Result<(), ServiceError> {
+    let slot = ctx.reserve();
     let txn = db.begin().await?;
     let current = courses::Entity::find_by_id(id)
         .lock_exclusive()
@@ -148,13 +162,14 @@ pub async fn delete(
             current: current.version + 1,
         });
     }
-    outbox::append(
+    let row = outbox::append(
         &txn,
         &event(Action::Deleted, &current, current.version + 1, ctx),
+        slot.as_ref().map(Slot::until),
     )
     .await?;
     txn.commit().await?;
-    ctx.committed();
+    ctx.committed(slot, row);
     Ok(())
 }
 

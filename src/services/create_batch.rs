@@ -4,15 +4,16 @@
 //! own answer: created, or taken when its email already belongs to a user (an existing one,
 //! or an earlier one of the same batch).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::entities::publisher::users;
+use crate::entities::publisher::{outbox as outbox_row, users};
 use crate::rabbitmq::envelope::Envelope;
+use crate::rabbitmq::handoff::{Handoff, Slot};
 use crate::services::outbox;
 
 /// Creations one statement carries at most.
@@ -33,12 +34,13 @@ pub struct CreateBatcher {
 }
 
 impl CreateBatcher {
-    /// Starts the writers on `db`; they stop when the batcher is dropped.
-    pub fn start(db: DatabaseConnection) -> Self {
+    /// Starts the writers on `db`, which give the rows they commit to the relay through
+    /// `handoff` when there is one; they stop when the batcher is dropped.
+    pub fn start(db: DatabaseConnection, handoff: Option<Handoff>) -> Self {
         let (jobs, rx) = mpsc::channel(4 * MAX_BATCH);
         let rx = Arc::new(Mutex::new(rx));
         for _ in 0..WRITERS {
-            tokio::spawn(writer(db.clone(), rx.clone()));
+            tokio::spawn(writer(db.clone(), rx.clone(), handoff.clone()));
         }
         Self { jobs }
     }
@@ -58,8 +60,13 @@ impl CreateBatcher {
     }
 }
 
-/// Takes what is waiting (at least one), writes it in one statement, answers each.
-async fn writer(db: DatabaseConnection, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
+/// Takes what is waiting (at least one), writes it in one statement, hands the rows written
+/// to the relay, answers each.
+async fn writer(
+    db: DatabaseConnection,
+    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
+    handoff: Option<Handoff>,
+) {
     loop {
         let mut jobs = Vec::new();
         {
@@ -75,14 +82,32 @@ async fn writer(db: DatabaseConnection, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
                 }
             }
         }
-        match db.query_all_raw(insert_all(&jobs)).await {
-            Ok(rows) => {
-                let created: HashSet<Uuid> = rows
+        let slots: Vec<Option<Slot>> = jobs
+            .iter()
+            .map(|_| handoff.as_ref().and_then(Handoff::reserve))
+            .collect();
+        let rows: Vec<outbox_row::Model> = jobs
+            .iter()
+            .zip(&slots)
+            .map(|(job, slot)| outbox::model(&job.envelope, slot.as_ref().map(Slot::until)))
+            .collect();
+        match db.query_all_raw(insert_all(&jobs, &rows)).await {
+            Ok(written) => {
+                // Outbox id by user id, for the users inserted.
+                let created: HashMap<Uuid, i64> = written
                     .iter()
-                    .filter_map(|r| r.try_get::<Uuid>("", "aggregate_id").ok())
+                    .filter_map(|r| {
+                        let user = r.try_get::<Uuid>("", "aggregate_id").ok()?;
+                        Some((user, r.try_get::<i64>("", "id").ok()?))
+                    })
                     .collect();
-                for job in jobs {
-                    let _ = job.reply.send(Ok(created.contains(&job.user.id)));
+                for ((job, slot), mut row) in jobs.into_iter().zip(slots).zip(rows) {
+                    let id = created.get(&job.user.id).copied();
+                    if let (Some(id), Some(slot)) = (id, slot) {
+                        row.id = id;
+                        slot.send(row);
+                    }
+                    let _ = job.reply.send(Ok(id.is_some()));
                 }
             }
             Err(e) => {
@@ -95,13 +120,13 @@ async fn writer(db: DatabaseConnection, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
     }
 }
 
-/// The users, skipping any whose email (or id) is taken, and the outbox rows of those
-/// inserted, in request order; returns the ids of the users inserted.
-fn insert_all(jobs: &[Job]) -> Statement {
-    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(jobs.len() * 15);
+/// The users, skipping any whose email (or id) is taken, and the outbox `rows` of those
+/// inserted, in request order; returns the outbox id and user id of each inserted.
+fn insert_all(jobs: &[Job], rows: &[outbox_row::Model]) -> Statement {
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(jobs.len() * 16);
     let mut user_rows = Vec::with_capacity(jobs.len());
     let mut event_rows = Vec::with_capacity(jobs.len());
-    for (n, job) in jobs.iter().enumerate() {
+    for (n, (job, row)) in jobs.iter().zip(rows).enumerate() {
         let u = &job.user;
         let first = values.len() + 1;
         values.extend([
@@ -115,15 +140,15 @@ fn insert_all(jobs: &[Job]) -> Statement {
         ]);
         user_rows.push(placeholders(n, first, 7, false));
         let first = values.len() + 1;
-        values.extend(outbox::values(&job.envelope));
-        event_rows.push(placeholders(n, first, 8, true));
+        values.extend(outbox::values(row));
+        event_rows.push(placeholders(n, first, outbox::COLUMNS.len(), true));
     }
     let cols = outbox::COLUMNS.join(", ");
     let sql = format!(
         "WITH u AS (INSERT INTO users (id, email, name, role, version, created_at, updated_at) \
          VALUES {} ON CONFLICT DO NOTHING RETURNING id) \
          INSERT INTO outbox ({cols}) SELECT {cols} FROM (VALUES {}) AS e(n, {cols}) \
-         JOIN u ON u.id = e.aggregate_id ORDER BY e.n RETURNING aggregate_id",
+         JOIN u ON u.id = e.aggregate_id ORDER BY e.n RETURNING id, aggregate_id",
         user_rows.join(", "),
         event_rows.join(", "),
     );

@@ -1,41 +1,48 @@
 //! Appends events to the outbox inside the caller's transaction, and reports its backlog.
 
-use chrono::Utc;
-use sea_orm::{
-    ActiveValue::{NotSet, Set},
-    ConnectionTrait, DbErr, EntityTrait, Statement,
-};
+use chrono::{DateTime, Utc};
+use sea_orm::{ActiveValue::NotSet, ConnectionTrait, DbErr, EntityTrait, Statement};
 use serde::Serialize;
 
 use crate::entities::publisher::outbox;
 use crate::rabbitmq::envelope::Envelope;
 
-/// Writes `envelope` as an unpublished outbox row in the caller's transaction.
-pub async fn append<C: ConnectionTrait>(conn: &C, envelope: &Envelope) -> Result<(), DbErr> {
-    outbox::Entity::insert(row(envelope))
-        .exec_without_returning(conn)
-        .await?;
-    Ok(())
+/// Writes `envelope` as an unpublished outbox row in the caller's transaction, claimed until
+/// `claimed_until` when it is to be handed to the relay; returns the row as written.
+pub async fn append<C: ConnectionTrait>(
+    conn: &C,
+    envelope: &Envelope,
+    claimed_until: Option<DateTime<Utc>>,
+) -> Result<outbox::Model, DbErr> {
+    let mut row = model(envelope, claimed_until);
+    let mut insert = outbox::ActiveModel::from(row.clone());
+    insert.id = NotSet;
+    row.id = outbox::Entity::insert(insert)
+        .exec(conn)
+        .await?
+        .last_insert_id;
+    Ok(row)
 }
 
-/// The outbox row of `envelope`, unpublished.
-pub fn row(envelope: &Envelope) -> outbox::ActiveModel {
-    outbox::ActiveModel {
-        id: NotSet,
-        event_id: Set(envelope.event_id),
-        aggregate_type: Set(envelope.aggregate_type.as_str().to_string()),
-        aggregate_id: Set(envelope.aggregate_id),
-        routing_key: Set(envelope.event_type.to_string()),
-        version: Set(envelope.version),
-        payload: Set(String::from_utf8_lossy(&envelope.encode()).into_owned()),
-        headers: Set(envelope.headers_json().to_string()),
-        created_at: Set(Utc::now()),
-        published_at: Set(None),
+/// The outbox row of `envelope`, unpublished (its id is the database's to give).
+pub fn model(envelope: &Envelope, claimed_until: Option<DateTime<Utc>>) -> outbox::Model {
+    outbox::Model {
+        id: 0,
+        event_id: envelope.event_id,
+        aggregate_type: envelope.aggregate_type.as_str().to_string(),
+        aggregate_id: envelope.aggregate_id,
+        routing_key: envelope.event_type.to_string(),
+        version: envelope.version,
+        payload: String::from_utf8_lossy(&envelope.encode()).into_owned(),
+        headers: envelope.headers_json().to_string(),
+        created_at: Utc::now(),
+        published_at: None,
+        claimed_until,
     }
 }
 
 /// The outbox columns a new row sets, in the order of [`values`].
-pub const COLUMNS: [&str; 8] = [
+pub const COLUMNS: [&str; 9] = [
     "event_id",
     "aggregate_type",
     "aggregate_id",
@@ -44,22 +51,21 @@ pub const COLUMNS: [&str; 8] = [
     "payload",
     "headers",
     "created_at",
+    "claimed_until",
 ];
 
-/// The values of `envelope`'s outbox row (as [`row`]) for [`COLUMNS`], for statements built
-/// by hand.
-pub fn values(envelope: &Envelope) -> [sea_orm::Value; 8] {
+/// The values of `row` (as [`model`] makes it) for [`COLUMNS`], for statements built by hand.
+pub fn values(row: &outbox::Model) -> [sea_orm::Value; 9] {
     [
-        envelope.event_id.into(),
-        envelope.aggregate_type.as_str().to_string().into(),
-        envelope.aggregate_id.into(),
-        envelope.event_type.to_string().into(),
-        envelope.version.into(),
-        String::from_utf8_lossy(&envelope.encode())
-            .into_owned()
-            .into(),
-        envelope.headers_json().to_string().into(),
-        Utc::now().into(),
+        row.event_id.into(),
+        row.aggregate_type.clone().into(),
+        row.aggregate_id.into(),
+        row.routing_key.clone().into(),
+        row.version.into(),
+        row.payload.clone().into(),
+        row.headers.clone().into(),
+        row.created_at.into(),
+        row.claimed_until.into(),
     ]
 }
 

@@ -101,7 +101,7 @@ where
         for row in &rows {
             let (id, version) = key(row);
             let data = serde_json::to_value(row).unwrap_or_default();
-            outbox::append(&txn, &snapshot(agg, id, version, data, req)).await?;
+            outbox::append(&txn, &snapshot(agg, id, version, data, req), None).await?;
         }
         txn.commit().await?;
         total += rows.len() as u64;

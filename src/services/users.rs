@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::entities::publisher::{courses, users};
 use crate::rabbitmq::envelope::{Action, AggregateType, Envelope, EventType};
+use crate::rabbitmq::handoff::Slot;
 use crate::services::WriteContext;
 use crate::services::error::ServiceError;
 use crate::services::outbox;
@@ -43,6 +44,7 @@ pub async fn create(
     // The unique index on email is the check: no read before the insert.
     if let Some(batcher) = ctx.creates {
         // With the other creations waiting now, in one statement (PostgreSQL).
+        // The batcher hands the rows to the relay itself.
         if !batcher.create(model.clone(), envelope).await? {
             return Err(taken());
         }
@@ -51,15 +53,16 @@ pub async fn create(
             ServiceError::Conflict(_) => taken(),
             other => other,
         };
+        let slot = ctx.reserve();
         let txn = db.begin().await?;
         users::Entity::insert(users::ActiveModel::from(model.clone()))
             .exec_without_returning(&txn)
             .await
             .map_err(conflict)?;
-        outbox::append(&txn, &envelope).await?;
+        let row = outbox::append(&txn, &envelope, slot.as_ref().map(Slot::until)).await?;
         txn.commit().await?;
+        ctx.committed(slot, row);
     }
-    ctx.committed();
     Ok(model)
 }
 
@@ -92,6 +95,7 @@ pub async fn update(
     if_match: Option<i64>,
     ctx: &WriteContext<'_>,
 ) -> Result<users::Model, ServiceError> {
+    let slot = ctx.reserve();
     let txn = db.begin().await?;
     let current = users::Entity::find_by_id(id)
         .lock_exclusive()
@@ -146,9 +150,14 @@ pub async fn update(
             current: current.version + 1,
         });
     }
-    outbox::append(&txn, &event(Action::Updated, &next, next.version, ctx)).await?;
+    let row = outbox::append(
+        &txn,
+        &event(Action::Updated, &next, next.version, ctx),
+        slot.as_ref().map(Slot::until),
+    )
+    .await?;
     txn.commit().await?;
-    ctx.committed();
+    ctx.committed(slot, row);
     Ok(next)
 }
 
@@ -159,6 +168,7 @@ pub async fn delete(
     if_match: Option<i64>,
     ctx: &WriteContext<'_>,
 ) -> Result<(), ServiceError> {
+    let slot = ctx.reserve();
     let txn = db.begin().await?;
     let current = users::Entity::find_by_id(id)
         .lock_exclusive()
@@ -191,13 +201,14 @@ pub async fn delete(
             current: current.version + 1,
         });
     }
-    outbox::append(
+    let row = outbox::append(
         &txn,
         &event(Action::Deleted, &current, current.version + 1, ctx),
+        slot.as_ref().map(Slot::until),
     )
     .await?;
     txn.commit().await?;
-    ctx.committed();
+    ctx.committed(slot, row);
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! The publisher service: REST API on users and courses, plus the outbox relay.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::web;
@@ -17,6 +18,7 @@ use crate::controllers::{courses, health, outbox_admin, replay_admin, users};
 use crate::links::LinkFlag;
 use crate::migration::PublisherMigrator;
 use crate::rabbitmq::amqp;
+use crate::rabbitmq::handoff::Handoff;
 use crate::rabbitmq::producer::{OutboxRelay, ROUNDS_IN_FLIGHT};
 use crate::rabbitmq::topology::Topology;
 use crate::services::create_batch::CreateBatcher;
@@ -65,9 +67,18 @@ impl PublisherApp {
             db.clone()
         };
         let topology = Topology::new(&settings.rabbitmq, &settings.retry);
+        // Writers hand their committed rows to the first relay (PostgreSQL, where rows can be
+        // claimed); the others, and its own polling, claim what is left.
+        let lease = Duration::from_millis(settings.outbox.handoff_lease_ms.max(1));
+        let (handoff, mut handed) = if postgres {
+            let (tx, rx) = Handoff::channel(4 * settings.rabbitmq.confirm_window.max(1), lease);
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
         let relays: Vec<JoinHandle<()>> = (0..workers)
             .map(|_| {
-                let relay = OutboxRelay::new(
+                let mut relay = OutboxRelay::new(
                     relay_db.clone(),
                     pool.clone(),
                     topology.clone(),
@@ -76,6 +87,9 @@ impl PublisherApp {
                     wake.clone(),
                     broker.clone(),
                 );
+                if let Some(rx) = handed.take() {
+                    relay = relay.with_handoff(rx, lease);
+                }
                 tokio::spawn(relay.run(signal.clone()))
             })
             .collect();
@@ -95,8 +109,9 @@ impl PublisherApp {
         let state = web::Data::new(PublisherState {
             db: db.clone(),
             relay_wake: wake,
+            creates: postgres.then(|| CreateBatcher::start(db.clone(), handoff.clone())),
+            handoff,
             admin: AdminToken::new(settings.admin.token()),
-            creates: postgres.then(|| CreateBatcher::start(db.clone())),
         });
         let readiness = web::Data::new(Readiness {
             db: db.clone(),

@@ -20,6 +20,8 @@ pub struct Model {
     pub headers: String,
     pub created_at: DateTimeUtc,
     pub published_at: Option<DateTimeUtc>,
+    /// Handed to its writer's relay, which alone publishes it until then (see `Handoff`).
+    pub claimed_until: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod data;
 pub mod inbox;
 pub mod profiles;
+pub mod student_batch;
 
 pub use catalog::CatalogProjection;
 pub use profiles::ProfileProjection;

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::entities::subscriber::{course_catalog, profiles};
 use crate::handlers::sql::batch::{SqlProjection, apply_many, apply_one};
 use crate::handlers::sql::data::{UserData, read};
-use crate::handlers::sql::inbox;
+use crate::handlers::sql::{inbox, student_batch};
 use crate::handlers::{EventHandler, HandlerError, Outcome};
 use crate::rabbitmq::envelope::{Action, Envelope};
 
@@ -79,7 +79,8 @@ impl ProfileProjection {
 impl ProfileProjection {
     /// A batch in a handful of statements whatever its size: one statement that takes the
     /// locks and writes the inbox records, one multi-row version-guarded upsert, and a name
-    /// push for the instructors only (students instruct nothing).
+    /// push for the instructors only (students instruct nothing). Without instructors, one
+    /// statement in all (see [`student_batch`]).
     async fn apply_set(
         &self,
         events: &[&Envelope],
@@ -96,7 +97,16 @@ impl ProfileProjection {
                 Err(err) => results.push(Some(Err(err))),
             }
         }
-        if valid.is_empty() {
+        let users: Vec<&UserData> = valid.iter().map(|(_, d)| d).collect();
+        if !valid.is_empty() && student_batch::fits(&self.db, &users) {
+            let batch: Vec<(&Envelope, &UserData)> =
+                valid.iter().map(|(i, d)| (events[*i], d)).collect();
+            let outcomes = student_batch::apply(&self.db, self.name(), &batch, Utc::now()).await?;
+            for ((i, _), o) in valid.iter().zip(outcomes) {
+                results[*i] = Some(Ok(o));
+            }
+        }
+        if results.iter().all(Option::is_some) {
             return Ok(results
                 .into_iter()
                 .map(|r| r.unwrap_or(Ok(Outcome::Duplicate)))

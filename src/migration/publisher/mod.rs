@@ -4,6 +4,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261204_000001_create_publisher_tables;
 mod m20261204_000002_outbox_pending_index;
+mod m20261205_000001_outbox_claimed_until;
 
 /// Runs the publisher's migrations in order.
 pub struct PublisherMigrator;
@@ -14,6 +15,7 @@ impl MigratorTrait for PublisherMigrator {
         vec![
             Box::new(m20261204_000001_create_publisher_tables::Migration),
             Box::new(m20261204_000002_outbox_pending_index::Migration),
+            Box::new(m20261205_000001_outbox_claimed_until::Migration),
         ]
     }
 
