@@ -3,6 +3,7 @@
 mod courses;
 mod fault_proxy;
 mod faults;
+mod handoff;
 mod health;
 mod helpers;
 mod observability;
