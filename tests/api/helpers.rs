@@ -18,9 +18,57 @@ pub enum Backend {
     Sqlite,
 }
 
+/// Test databases older than this are left over from earlier runs (no test lasts this long).
+const LEFTOVER_AGE_SECS: u64 = 3600;
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Drops the test databases earlier runs left behind (named `zs_test_<unix secs>_<id>`, older
+/// than [`LEFTOVER_AGE_SECS`], or of an older naming), once per test process: idle databases
+/// pile up over runs and keep PostgreSQL's autovacuum launcher busy. Best effort.
+async fn drop_leftovers(conn: &DatabaseConnection) {
+    static SWEPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if SWEPT.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    let Ok(rows) = conn
+        .query_all_raw(sea_orm::Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT datname FROM pg_database WHERE datname LIKE 'zs\\_test\\_%'",
+        ))
+        .await
+    else {
+        return;
+    };
+    let cutoff = now_secs().saturating_sub(LEFTOVER_AGE_SECS);
+    for row in rows {
+        let Ok(name) = row.try_get::<String>("", "datname") else {
+            continue;
+        };
+        let created = name
+            .strip_prefix("zs_test_")
+            .and_then(|rest| rest.split('_').next())
+            .and_then(|secs| secs.parse::<u64>().ok());
+        if created.is_none_or(|secs| secs < cutoff) {
+            let _ = conn
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                .await;
+        }
+    }
+}
+
 /// A fresh, empty database of `backend`, unique to the caller.
 pub async fn fresh_database(backend: Backend) -> String {
-    let name = format!("zs_test_{}", Uuid::new_v4().simple());
+    let name = format!(
+        "zs_test_{}_{}",
+        now_secs(),
+        &Uuid::new_v4().simple().to_string()[..16]
+    );
     match backend {
         Backend::Sqlite => {
             let path = std::env::temp_dir().join(format!("{name}.db"));
@@ -31,6 +79,7 @@ pub async fn fresh_database(backend: Backend) -> String {
             let conn = Database::connect(&admin)
                 .await
                 .expect("connect to PostgreSQL");
+            drop_leftovers(&conn).await;
             conn.execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
                 .await
                 .expect("create test database");
