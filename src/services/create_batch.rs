@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement};
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::entities::publisher::{outbox as outbox_row, users};
@@ -35,12 +35,18 @@ pub struct CreateBatcher {
 
 impl CreateBatcher {
     /// Starts the writers on `db`, which give the rows they commit to the relay through
-    /// `handoff` when there is one; they stop when the batcher is dropped.
-    pub fn start(db: DatabaseConnection, handoff: Option<Handoff>) -> Self {
+    /// `handoff` when there is one, and `wake` it for those they could not hand over; they
+    /// stop when the batcher is dropped.
+    pub fn start(db: DatabaseConnection, handoff: Option<Handoff>, wake: Arc<Notify>) -> Self {
         let (jobs, rx) = mpsc::channel(4 * MAX_BATCH);
         let rx = Arc::new(Mutex::new(rx));
         for _ in 0..WRITERS {
-            tokio::spawn(writer(db.clone(), rx.clone(), handoff.clone()));
+            tokio::spawn(writer(
+                db.clone(),
+                rx.clone(),
+                handoff.clone(),
+                wake.clone(),
+            ));
         }
         Self { jobs }
     }
@@ -66,6 +72,7 @@ async fn writer(
     db: DatabaseConnection,
     rx: Arc<Mutex<mpsc::Receiver<Job>>>,
     handoff: Option<Handoff>,
+    wake: Arc<Notify>,
 ) {
     loop {
         let mut jobs = Vec::new();
@@ -101,13 +108,22 @@ async fn writer(
                         Some((user, r.try_get::<i64>("", "id").ok()?))
                     })
                     .collect();
+                let mut unhanded = false;
                 for ((job, slot), mut row) in jobs.into_iter().zip(slots).zip(rows) {
                     let id = created.get(&job.user.id).copied();
-                    if let (Some(id), Some(slot)) = (id, slot) {
-                        row.id = id;
-                        slot.send(row);
+                    match (id, slot) {
+                        (Some(id), Some(slot)) => {
+                            row.id = id;
+                            slot.send(row);
+                        }
+                        (Some(_), None) => unhanded = true,
+                        (None, _) => {}
                     }
                     let _ = job.reply.send(Ok(id.is_some()));
+                }
+                if unhanded {
+                    // Written unclaimed: the relay claims them now instead of at its next poll.
+                    wake.notify_one();
                 }
             }
             Err(e) => {

@@ -108,8 +108,9 @@ impl PublisherApp {
         };
         let state = web::Data::new(PublisherState {
             db: db.clone(),
-            relay_wake: wake,
-            creates: postgres.then(|| CreateBatcher::start(db.clone(), handoff.clone())),
+            relay_wake: wake.clone(),
+            creates: postgres
+                .then(|| CreateBatcher::start(db.clone(), handoff.clone(), wake.clone())),
             handoff,
             admin: AdminToken::new(settings.admin.token()),
         });
